@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/frontgate/frontgate/auth"
+	"github.com/frontgate/frontgate/auth/oidc"
+	"github.com/frontgate/frontgate/auth/tokencache"
+	"github.com/frontgate/frontgate/cmd/frontgate/internal/pki"
+	"github.com/frontgate/frontgate/proxy"
+)
+
+func newServeCommand(d deps) *cobra.Command {
+	o := newServeOptions(d.getenv)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authenticating proxy in front of kube-apiserver",
+		Long: `serve authenticates every request (OIDC ID tokens), removes every identity
+header the caller sent, sets X-Remote-User, X-Remote-Group, X-Remote-Uid and
+X-Remote-Extra-* for the identity it established, and forwards the request to
+kube-apiserver presenting the front-proxy client certificate. Requests it
+cannot authenticate are answered with a Kubernetes Status and never forwarded.
+
+/metrics, /healthz and /readyz are served on --metrics-listen only.`,
+		Example: `  # In front of a local kube-apiserver, with files from 'frontgate pki init --dir pki':
+  frontgate serve \
+    --upstream https://127.0.0.1:6443 --upstream-ca-file /etc/kubernetes/pki/ca.crt \
+    --proxy-client-cert-file pki/proxy-client.crt --proxy-client-key-file pki/proxy-client.key \
+    --tls-cert-file pki/serving.crt --tls-private-key-file pki/serving.key \
+    --oidc-issuer-url https://login.example.com --oidc-client-id kubernetes \
+    --oidc-username-claim email --oidc-groups-claim groups --oidc-groups-prefix oidc:
+
+  # The same settings from a file (keys are flag names; flags given here win):
+  frontgate serve --config /etc/frontgate/config.yaml --log-format json`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return o.load(cmd)
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := d.signalContext()
+			defer cancel()
+			s, err := o.build(d)
+			if err != nil {
+				return err
+			}
+			return s.run(ctx)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// load applies the --config file, completes and validates the options.
+func (o *serveOptions) load(cmd *cobra.Command) error {
+	if o.configFile != "" {
+		if err := applyConfigFile(cmd.Flags(), o.configFile); err != nil {
+			return err
+		}
+	}
+	o.complete(cmd.Flags())
+	return o.validate()
+}
+
+// server is a built frontgate: every file read, every object made, no
+// listener open yet.
+type server struct {
+	opts     *serveOptions
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	handler  *proxy.Handler
+	issuer   *oidc.Authenticator
+	tls      *tls.Config
+}
+
+// build reads every file the options name and makes the runtime objects.
+func (o *serveOptions) build(d deps) (*server, error) {
+	logger, err := newLogger(d.stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	upstream, _ := url.Parse(o.upstream) // validated
+	clientCert, err := proxy.LoadClientCertificate(o.proxyClientCertFile, o.proxyClientKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	var upstreamCAs *x509.CertPool
+	if o.upstreamCAFile != "" {
+		if upstreamCAs, err = pki.Pool(o.upstreamCAFile); err != nil {
+			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
+		}
+	}
+	ordinary, upgrade := proxy.NewTransports(proxy.UpstreamTLS{
+		RootCAs:           upstreamCAs,
+		ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil },
+	})
+
+	var oidcCAs *x509.CertPool
+	if o.oidc.caFile != "" {
+		if oidcCAs, err = pki.Pool(o.oidc.caFile); err != nil {
+			return nil, fmt.Errorf("--oidc-ca-file: %w", err)
+		}
+	}
+	issuer, err := oidc.New(oidc.Options{
+		IssuerURL:      o.oidc.issuerURL,
+		ClientID:       o.oidc.clientID,
+		UsernameClaim:  o.oidc.usernameClaim,
+		UsernamePrefix: oidc.UsernamePrefixFor(o.oidc.usernamePrefix, o.oidc.usernamePrefixSet, o.oidc.issuerURL, o.oidc.usernameClaim),
+		GroupsClaim:    o.oidc.groupsClaim,
+		GroupsPrefix:   o.oidc.groupsPrefix,
+		UIDClaim:       o.oidc.uidClaim,
+		ExtraClaims:    o.oidc.extraClaims,
+		RequiredClaims: o.oidc.requiredClaims,
+		RootCAs:        oidcCAs,
+		SigningAlgs:    o.oidc.signingAlgs,
+		Registerer:     registry,
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var tokens auth.TokenAuthenticator = issuer
+	if o.tokenCacheTTL > 0 {
+		tokens = tokencache.New(issuer, tokencache.Options{TTL: o.tokenCacheTTL, MaxEntries: o.tokenCacheSize, Registerer: registry})
+	}
+
+	handler, err := proxy.New(proxy.Config{
+		Upstream:         upstream,
+		Authenticator:    auth.RefuseReserved(auth.Bearer(tokens), o.allowReserved),
+		HeaderNames:      o.headerNames(),
+		Limits:           proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes},
+		Transport:        ordinary,
+		UpgradeTransport: upgrade,
+		Ready:            issuer.Ready,
+		Logger:           logger,
+		Metrics:          proxy.NewMetrics(registry),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	servingCert, err := o.servingCertificate(logger)
+	if err != nil {
+		return nil, err
+	}
+	return &server{
+		opts:     o,
+		logger:   logger,
+		registry: registry,
+		handler:  handler,
+		issuer:   issuer,
+		tls: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{*servingCert},
+		},
+	}, nil
+}
+
+// servingCertificate loads --tls-cert-file, or makes a self-signed one.
+func (o *serveOptions) servingCertificate(logger *slog.Logger) (*tls.Certificate, error) {
+	if o.tlsCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert-file %s with --tls-private-key-file %s: %w", o.tlsCertFile, o.tlsKeyFile, err)
+		}
+		return &pair, nil
+	}
+	logger.Warn("NO SERVING CERTIFICATE GIVEN: serving a self-signed certificate made in memory; clients cannot verify frontgate. Set --tls-cert-file and --tls-private-key-file (frontgate pki init makes them) before real use")
+	key, err := pki.NewKey("ecdsa")
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.NewCA("frontgate self-signed CA", key, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	leafKey, err := pki.NewKey("ecdsa")
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := ca.Issue(pki.Request{CommonName: "frontgate", Hosts: []string{"localhost", "127.0.0.1", "::1"}, Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Validity: 365 * 24 * time.Hour}, leafKey)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw, ca.Cert.Raw}, PrivateKey: leafKey, Leaf: leaf.Cert}, nil
+}
+
+// run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets in-flight requests (upgraded sessions included) finish within
+// --shutdown-grace, and returns nil.
+func (s *server) run(ctx context.Context) error {
+	proxyListener, err := net.Listen("tcp", s.opts.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	metricsListener, err := net.Listen("tcp", s.opts.metricsListen)
+	if err != nil {
+		proxyListener.Close()
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+
+	var inFlight sync.WaitGroup
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	proxyServer := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Done()
+			s.handler.ServeHTTP(w, r)
+		}),
+		TLSConfig:         s.tls,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	metricsServer := &http.Server{
+		Handler:           s.metricsMux(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+
+	issuerCtx, stopIssuer := context.WithCancel(context.Background())
+	defer stopIssuer()
+	go s.issuer.Run(issuerCtx)
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- proxyServer.ServeTLS(proxyListener, "", "") }()
+	go func() { serveErr <- metricsServer.Serve(metricsListener) }()
+	s.logger.Info("frontgate serving", "listen", proxyListener.Addr().String(), "metrics", metricsListener.Addr().String(), "upstream", s.opts.upstream, "version", version)
+
+	select {
+	case err := <-serveErr:
+		proxyServer.Close()
+		metricsServer.Close()
+		return fmt.Errorf("listener failed: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.logger.Info("shutting down: no new connections; waiting for in-flight requests", "grace", s.opts.shutdownGrace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownGrace)
+	defer cancel()
+	if err := proxyServer.Shutdown(graceCtx); err != nil {
+		s.logger.Warn("in-flight requests did not finish within --shutdown-grace; closing them", "error", err)
+		proxyServer.Close()
+	}
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-graceCtx.Done():
+		s.logger.Warn("upgraded sessions still open after --shutdown-grace; exiting anyway")
+	}
+	_ = metricsServer.Shutdown(context.Background())
+	s.logger.Info("stopped")
+	return nil
+}
+
+// metricsMux serves /metrics, /healthz and /readyz.
+func (s *server) metricsMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.issuer.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// newLogger makes the slog logger for --log-format and --log-level.
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func parseLevel(level string) (slog.Level, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return 0, errors.New("--log-level " + level + ": use debug, info, warn or error")
+	}
+	return lvl, nil
+}

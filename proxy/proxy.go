@@ -1,0 +1,279 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/frontgate/frontgate/auth"
+)
+
+// Config is everything [New] needs. Build it once at start-up.
+type Config struct {
+	// Upstream is kube-apiserver's URL.
+	Upstream *url.URL
+	// Authenticator establishes the caller's identity.
+	Authenticator auth.Authenticator
+	// HeaderNames are the identity headers kube-apiserver trusts.
+	HeaderNames HeaderNames
+	// Limits bound the identity headers of one request.
+	Limits Limits
+	// Transport reaches Upstream with the front-proxy client certificate
+	// for ordinary requests; UpgradeTransport does the same for upgrades,
+	// over HTTP/1.1 only (see [NewTransports]).
+	Transport, UpgradeTransport http.RoundTripper
+	// Ready reports whether requests can be served now; nil means always.
+	Ready func() error
+	// Logger receives one access line per request.
+	Logger *slog.Logger
+	// Metrics records what the proxy does.
+	Metrics *Metrics
+}
+
+// Handler authenticates each request, replaces whatever identity headers it
+// carried with the identity frontgate established, and forwards it to
+// kube-apiserver. Requests without an established identity are answered by
+// frontgate and never forwarded.
+type Handler struct {
+	cfg      Config
+	identity identityMatcher
+	proxy    *httputil.ReverseProxy
+}
+
+// New returns the proxy handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Upstream == nil || cfg.Authenticator == nil || cfg.Transport == nil || cfg.UpgradeTransport == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("proxy: Upstream, Authenticator, Transport, UpgradeTransport, Logger and Metrics are required")
+	}
+	if err := cfg.HeaderNames.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, identity: newIdentityMatcher(cfg.HeaderNames)}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      &guard{identity: newIdentityMatcher(cfg.HeaderNames), ordinary: cfg.Transport, upgrade: cfg.UpgradeTransport, metrics: cfg.Metrics},
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.proxyError,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return h, nil
+}
+
+// forward is what the handler decided about one request, carried in its
+// context to Rewrite, the transport guard and ModifyResponse.
+type forward struct {
+	identity *auth.Identity
+	headers  http.Header
+	upgrade  string // "websocket", "spdy", other lower-case protocol, or ""
+	switched atomic.Bool
+}
+
+type forwardKey struct{}
+
+func forwardFrom(ctx context.Context) *forward {
+	f, _ := ctx.Value(forwardKey{}).(*forward)
+	return f
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	m := h.cfg.Metrics
+	m.inFlight.Inc()
+	defer m.inFlight.Dec()
+	rec := &recorder{ResponseWriter: w}
+	var id *auth.Identity
+	var f *forward
+	defer func() { h.finish(rec, r, id, f, start) }()
+
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(); err != nil {
+			WriteStatus(rec, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "frontgate is not ready: "+err.Error())
+			return
+		}
+	}
+
+	authStart := time.Now()
+	id, ok, err := h.cfg.Authenticator.AuthenticateRequest(r)
+	m.authDuration.Observe(time.Since(authStart).Seconds())
+	switch {
+	case err != nil:
+		reason := auth.ReasonOf(err)
+		m.authentications.WithLabelValues("failure", reason).Inc()
+		if reason == auth.ReasonReservedIdentity {
+			WriteStatus(rec, http.StatusForbidden, metav1.StatusReasonForbidden, err.Error())
+			return
+		}
+		if reason == auth.ReasonIssuerUnavailable {
+			WriteStatus(rec, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, err.Error())
+			return
+		}
+		WriteStatus(rec, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, err.Error())
+		return
+	case !ok:
+		m.authentications.WithLabelValues("no_credentials", "").Inc()
+		WriteStatus(rec, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "no credentials: send a bearer token (an OIDC ID token) in the Authorization header")
+		return
+	}
+	m.authentications.WithLabelValues("success", "").Inc()
+
+	headers, err := IdentityHeaders(id, h.cfg.HeaderNames, h.cfg.Limits)
+	if err != nil {
+		var limit *LimitError
+		if errors.As(err, &limit) {
+			WriteStatus(rec, http.StatusRequestHeaderFieldsTooLarge, metav1.StatusReasonBadRequest, limit.Message)
+			return
+		}
+		h.cfg.Logger.Error("refusing to forward an identity that cannot be encoded safely", "source", id.Source, "error", err)
+		WriteStatus(rec, http.StatusInternalServerError, metav1.StatusReasonInternalError, "the identity established for this request cannot be forwarded safely: "+err.Error())
+		return
+	}
+	f = &forward{identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
+	h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
+}
+
+// rewrite runs after ReverseProxy removed hop-by-hop headers (including any
+// named in Connection), so the identity it sets reaches kube-apiserver. It
+// does only infallible work: every decision was made in ServeHTTP.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.cfg.Upstream)
+	pr.SetXForwarded()
+	h.identity.sanitize(pr.Out.Header)
+	if f := forwardFrom(pr.In.Context()); f != nil {
+		for k, v := range f.headers {
+			pr.Out.Header[k] = v
+		}
+	}
+}
+
+// modifyResponse makes a refused upgrade close the client's connection; the
+// upgrade transport closes kube-apiserver's (CVE-2018-1002105).
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	f := forwardFrom(resp.Request.Context())
+	if f == nil || f.upgrade == "" {
+		return nil
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		f.switched.Store(true)
+		h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "switched").Inc()
+		return nil
+	}
+	h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "refused").Inc()
+	resp.Header.Set("Connection", "close")
+	return nil
+}
+
+// proxyError answers when kube-apiserver could not be asked or did not answer.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	f := forwardFrom(r.Context())
+	if f != nil && f.upgrade != "" {
+		h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "error").Inc()
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; there is nobody to answer.
+		return
+	}
+	if errors.Is(err, errUnauthenticatedForward) {
+		h.cfg.Logger.Error("refused to forward a request without the identity frontgate established", "path", r.URL.Path)
+		WriteStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, "frontgate refused to forward this request: its identity headers were not the ones frontgate set")
+		return
+	}
+	h.cfg.Logger.Warn("kube-apiserver request failed", "upstream", h.cfg.Upstream.Redacted(), "error", err)
+	WriteStatus(w, http.StatusBadGateway, metav1.StatusReasonServiceUnavailable, fmt.Sprintf("frontgate could not reach kube-apiserver at %s: %v", h.cfg.Upstream.Redacted(), err))
+}
+
+// finish records the access log line and metrics of one request.
+func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *forward, start time.Time) {
+	code := rec.status
+	if f != nil && f.switched.Load() {
+		code = http.StatusSwitchingProtocols
+	}
+	if code == 0 {
+		code = http.StatusOK
+	}
+	elapsed := time.Since(start)
+	m := h.cfg.Metrics
+	m.requests.WithLabelValues(strconv.Itoa(code), r.Method).Inc()
+	if code != http.StatusSwitchingProtocols {
+		m.requestDuration.WithLabelValues(r.Method).Observe(elapsed.Seconds())
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", code),
+		slog.Duration("duration", elapsed),
+		slog.Int64("bytes", rec.bytes),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if id != nil {
+		attrs = append(attrs, slog.String("user", id.Name), slog.Int("groups", len(id.Groups)), slog.String("authenticator", id.Source))
+	}
+	if f != nil && f.upgrade != "" {
+		attrs = append(attrs, slog.String("upgrade", f.upgrade))
+	}
+	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// upgradeProtocol returns the lower-cased protocol a request asks to switch
+// to ("websocket", "spdy/3.1", ...), or "" for an ordinary request.
+func upgradeProtocol(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for _, token := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return metricProtocol(h.Get("Upgrade"))
+			}
+		}
+	}
+	return ""
+}
+
+// metricProtocol folds an Upgrade header value to a bounded label.
+func metricProtocol(upgrade string) string {
+	switch p := strings.ToLower(upgrade); {
+	case p == "":
+		return ""
+	case p == "websocket":
+		return "websocket"
+	case strings.HasPrefix(p, "spdy/"):
+		return "spdy"
+	default:
+		return "other"
+	}
+}
+
+// recorder notes the status and size of a response. It unwraps to the
+// original writer, so flushing and hijacking (upgrades) keep working.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap returns the original writer for http.ResponseController.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

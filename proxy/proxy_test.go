@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/frontgate/frontgate/auth"
+)
+
+// upstream is a fake kube-apiserver that records what reached it.
+type upstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []*http.Request
+}
+
+func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.requests = append(u.requests, r.Clone(context.Background()))
+		u.mu.Unlock()
+		if h != nil {
+			h(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"user": r.Header.Values("X-Remote-User"), "groups": r.Header.Values("X-Remote-Group"), "proto": r.Proto})
+	}))
+	u.EnableHTTP2 = true
+	u.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	u.StartTLS()
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) seen() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]*http.Request(nil), u.requests...)
+}
+
+// tokens is a fake authenticator: "Bearer alice" is alice in devs.
+var tokens = auth.AuthenticatorFunc(func(r *http.Request) (*auth.Identity, bool, error) {
+	token, ok := auth.BearerToken(r)
+	switch {
+	case !ok:
+		return nil, false, nil
+	case token == "alice":
+		return &auth.Identity{Name: "alice", Groups: []string{"devs"}, Source: "test"}, true, nil
+	case token == "evil":
+		return &auth.Identity{Name: "alice\r\nX-Remote-Group: system:masters"}, true, nil
+	case token == "many-groups":
+		return &auth.Identity{Name: "alice", Groups: make([]string, 200)}, true, nil
+	default:
+		return nil, false, &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at 2026-11-27T08:00:00Z"}
+	}
+})
+
+func newTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) *httptest.Server {
+	t.Helper()
+	u, _ := url.Parse(up.URL)
+	base := up.Client().Transport.(*http.Transport)
+	ordinary, upgrade := NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs, ClientCertificate: func() (*tls.Certificate, error) { return &tls.Certificate{}, nil }})
+	cfg := Config{
+		Upstream: u, Authenticator: tokens, HeaderNames: DefaultHeaderNames(), Limits: DefaultLimits(),
+		Transport: ordinary, UpgradeTransport: upgrade,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: NewMetrics(prometheus.NewRegistry()),
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, client *http.Client, method, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestForwardsEstablishedIdentityOnly(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	// HTTP/1.1, where a client may name headers in Connection.
+	client := p.Client()
+	h1 := client.Transport.(*http.Transport).Clone()
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	client.Transport = h1
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{"plain", nil},
+		{"spoofed identity headers in mixed case", http.Header{"x-remote-user": {"admin"}, "X-REMOTE-GROUP": {"system:masters"}, "X-Remote-Uid": {"0"}, "X-Remote-Extra-Scopes": {"all"}}},
+		{"underscore variants", http.Header{"X_Remote_User": {"admin"}, "X_Remote_Group": {"system:masters"}}},
+		{"Connection names the identity headers", http.Header{"Connection": {"X-Remote-User, X-Remote-Group"}, "X-Remote-User": {"admin"}}},
+		{"Connection names Authorization", http.Header{"Connection": {"Authorization"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"Authorization": {"Bearer alice"}}
+			for k, v := range tt.header {
+				h[k] = v
+			}
+			resp, body := do(t, client, "GET", p.URL+"/api", h)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			got := up.seen()[len(up.seen())-1]
+			if u := got.Header.Values("X-Remote-User"); len(u) != 1 || u[0] != "alice" {
+				t.Errorf("X-Remote-User = %q, want [alice]", u)
+			}
+			if g := got.Header.Values("X-Remote-Group"); len(g) != 1 || g[0] != "devs" {
+				t.Errorf("X-Remote-Group = %q, want [devs]", g)
+			}
+			for k := range got.Header {
+				lk := strings.ToLower(k)
+				if lk == "authorization" || strings.HasPrefix(lk, "x-remote-extra") || lk == "x-remote-uid" || strings.Contains(lk, "_") {
+					t.Errorf("header %q reached kube-apiserver", k)
+				}
+			}
+		})
+	}
+}
+
+func TestUnauthenticatedRequestsAreAnsweredAndNeverForwarded(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	tests := []struct {
+		name       string
+		header     http.Header
+		wantCode   int
+		wantReason string
+		wantText   string
+	}{
+		{"no credentials", nil, 401, "Unauthorized", "no credentials"},
+		{"spoofed headers without a token", http.Header{"X-Remote-User": {"admin"}}, 401, "Unauthorized", "no credentials"},
+		{"rejected token", http.Header{"Authorization": {"Bearer expired"}}, 401, "Unauthorized", "token expired at 2026-11-27T08:00:00Z"},
+		{"unsafe identity", http.Header{"Authorization": {"Bearer evil"}}, 500, "InternalError", "control character"},
+		{"too many groups", http.Header{"Authorization": {"Bearer many-groups"}}, 431, "BadRequest", "200 groups"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(up.seen())
+			resp, body := do(t, p.Client(), "GET", p.URL+"/api/v1/pods", tt.header)
+			if resp.StatusCode != tt.wantCode {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantCode, body)
+			}
+			var status struct {
+				Kind, Reason, Message string
+				Code                  int
+			}
+			if err := json.Unmarshal([]byte(body), &status); err != nil || status.Kind != "Status" || status.Code != tt.wantCode {
+				t.Fatalf("body is not a Status with code %d: %s", tt.wantCode, body)
+			}
+			if status.Reason != tt.wantReason || !strings.Contains(status.Message, tt.wantText) {
+				t.Errorf("Status reason %q message %q, want %q containing %q", status.Reason, status.Message, tt.wantReason, tt.wantText)
+			}
+			if after := len(up.seen()); after != before {
+				t.Errorf("request reached kube-apiserver")
+			}
+		})
+	}
+}
+
+func TestNotReadyAnswers503(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up, func(c *Config) { c.Ready = func() error { return errors.New("issuer unreachable") } })
+	resp, body := do(t, p.Client(), "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+	if resp.StatusCode != 503 || !strings.Contains(body, "issuer unreachable") {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	if len(up.seen()) != 0 {
+		t.Error("request reached kube-apiserver")
+	}
+}
+
+func TestUpstreamUnreachableAnswers502(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	up.Close()
+	resp, body := do(t, p.Client(), "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+	if resp.StatusCode != 502 || !strings.Contains(body, "could not reach kube-apiserver") {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestGuardRefusesRequestsWithoutFrontgateIdentity(t *testing.T) {
+	sent := false
+	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry()),
+		ordinary: roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })}
+	g.upgrade = g.ordinary
+	want := http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs"}}
+	tests := []struct {
+		name   string
+		ctx    *forward
+		header http.Header
+	}{
+		{"no decision in context", nil, want},
+		{"different user", &forward{headers: want}, http.Header{"X-Remote-User": {"admin"}, "X-Remote-Group": {"devs"}}},
+		{"extra group", &forward{headers: want}, http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs", "system:masters"}}},
+		{"authorization left", &forward{headers: want}, http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs"}, "Authorization": {"Bearer x"}}},
+		{"identity missing", &forward{headers: want}, http.Header{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sent = false
+			req, _ := http.NewRequest("GET", "https://upstream/api", nil)
+			req.Header = tt.header
+			if tt.ctx != nil {
+				req = req.WithContext(context.WithValue(req.Context(), forwardKey{}, tt.ctx))
+			}
+			if _, err := g.RoundTrip(req); !errors.Is(err, errUnauthenticatedForward) {
+				t.Errorf("err = %v, want errUnauthenticatedForward", err)
+			}
+			if sent {
+				t.Error("request was sent")
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestRedirectsArePassedNotFollowed(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://attacker.example/steal", http.StatusFound)
+	})
+	p := newTestProxy(t, up)
+	client := p.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, _ := do(t, client, "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://attacker.example/steal" {
+		t.Fatalf("got %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := len(up.seen()); n != 1 {
+		t.Errorf("kube-apiserver saw %d requests, want 1", n)
+	}
+}
+
+func TestUpstreamErrorBodiesPassUnchanged(t *testing.T) {
+	const body = `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"x\" is forbidden: User \"alice\" cannot get resource \"pods\"","reason":"Forbidden","code":403}` + "\n"
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(403)
+		_, _ = io.WriteString(w, body)
+	})
+	p := newTestProxy(t, up)
+	resp, got := do(t, p.Client(), "GET", p.URL+"/api/v1/namespaces/default/pods/x", http.Header{"Authorization": {"Bearer alice"}})
+	if resp.StatusCode != 403 || got != body {
+		t.Fatalf("got %d %q, want 403 %q", resp.StatusCode, got, body)
+	}
+}
+
+func TestOrdinaryRequestsUseHTTP2Upstream(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	resp, body := do(t, p.Client(), "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+	if resp.ProtoMajor != 2 {
+		t.Errorf("client leg negotiated %s, want HTTP/2", resp.Proto)
+	}
+	if !strings.Contains(body, `"proto":"HTTP/2.0"`) {
+		t.Errorf("upstream leg was not HTTP/2: %s", body)
+	}
+}
+
+func TestStreamingResponsesAreFlushedAsTheyArrive(t *testing.T) {
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"type":"ADDED"}`+"\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, `{"type":"DELETED"}`+"\n")
+	})
+	p := newTestProxy(t, up)
+	req, _ := http.NewRequest("GET", p.URL+"/api/v1/configmaps?watch=true", nil)
+	req.Header.Set("Authorization", "Bearer alice")
+	resp, err := p.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	close(release)
+	if err != nil || line != `{"type":"ADDED"}`+"\n" {
+		t.Fatalf("first event %q, %v", line, err)
+	}
+}
+
+// rawUpgrade sends an upgrade request over HTTP/1.1 and returns the
+// connection and the response status line.
+func rawUpgrade(t *testing.T, proxyURL string, header string) (net.Conn, *http.Response) {
+	t.Helper()
+	u, _ := url.Parse(proxyURL)
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(conn, "GET /api/v1/namespaces/default/pods/p/exec?command=sh HTTP/1.1\r\nHost: "+u.Host+"\r\nAuthorization: Bearer alice\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+header+"\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, resp
+}
+
+func TestRefusedUpgradeClosesTheClientConnection(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"kind":"Status","code":403}`)
+	})
+	p := newTestProxy(t, up)
+	conn, resp := rawUpgrade(t, p.URL, "Sec-WebSocket-Protocol: v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.YWxpY2U\r\n")
+	defer conn.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != `{"kind":"Status","code":403}` {
+		t.Errorf("body %q", body)
+	}
+	if !resp.Close {
+		t.Error("response did not announce Connection: close")
+	}
+	// The server must close: a further read ends with EOF, not a timeout.
+	buf := make([]byte, 1)
+	if _, err := conn.Read(buf); !errors.Is(err, io.EOF) {
+		t.Errorf("client connection still open after a refused upgrade: %v", err)
+	}
+	got := up.seen()[0]
+	if got.ProtoMajor != 1 {
+		t.Errorf("upgrade reached kube-apiserver over %s, want HTTP/1.1", got.Proto)
+	}
+	if p := got.Header.Get("Sec-Websocket-Protocol"); p != "v5.channel.k8s.io" {
+		t.Errorf("Sec-WebSocket-Protocol upstream = %q, want the bearer entry stripped", p)
+	}
+}
+
+func TestUpgradeSwitchesAndCopiesBothWays(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Remote-User") != "alice" || r.ProtoMajor != 1 {
+			w.WriteHeader(400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo:" + line)
+		_ = brw.Flush()
+	})
+	p := newTestProxy(t, up)
+	conn, resp := rawUpgrade(t, p.URL, "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n")
+	defer conn.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Protocol") != "v5.channel.k8s.io" {
+		t.Fatalf("status %d, protocol %q", resp.StatusCode, resp.Header.Get("Sec-Websocket-Protocol"))
+	}
+	_, _ = io.WriteString(conn, "hello\n")
+	reply, err := bufio.NewReader(io.MultiReader(resp.Body, conn)).ReadString('\n')
+	if err != nil || reply != "echo:hello\n" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+}

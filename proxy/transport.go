@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// LoadClientCertificate reads the front-proxy client certificate and key and
+// refuses a pair kube-apiserver would not accept as an authenticating proxy:
+// a key that does not match, a leaf without the clientAuth extended key usage,
+// or an empty Subject CN (which --requestheader-allowed-names cannot name).
+func LoadClientCertificate(certFile, keyFile string) (*tls.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("front-proxy client certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	if err := CheckClientCertificate(pair.Leaf); err != nil {
+		return nil, fmt.Errorf("front-proxy client certificate %s: %w", certFile, err)
+	}
+	return &pair, nil
+}
+
+// CheckClientCertificate reports why leaf cannot serve as a front-proxy
+// client certificate, or nil.
+func CheckClientCertificate(leaf *x509.Certificate) error {
+	clientAuth := len(leaf.ExtKeyUsage) == 0 && len(leaf.UnknownExtKeyUsage) == 0
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			clientAuth = true
+		}
+	}
+	var errs []error
+	if !clientAuth {
+		errs = append(errs, errors.New("it lacks the clientAuth extended key usage, so kube-apiserver rejects it; issue it with extKeyUsage clientAuth (frontgate pki init does)"))
+	}
+	if leaf.Subject.CommonName == "" {
+		errs = append(errs, errors.New("its Subject has an empty CN, which --requestheader-allowed-names cannot name; issue it with a CN such as frontgate"))
+	}
+	return errors.Join(errs...)
+}
+
+// UpstreamTLS is how frontgate connects to kube-apiserver.
+type UpstreamTLS struct {
+	// RootCAs verifies kube-apiserver's serving certificate; nil uses the
+	// system roots.
+	RootCAs *x509.CertPool
+	// ClientCertificate returns the certificate to present; it is asked on
+	// every new connection, so a rotated certificate applies to new
+	// connections while open ones continue.
+	ClientCertificate func() (*tls.Certificate, error)
+}
+
+// NewTransports returns the two transports that reach kube-apiserver with the
+// front-proxy client certificate: one for ordinary requests, which prefers
+// HTTP/2, and one for upgrade requests (WebSocket, SPDY), which speaks only
+// HTTP/1.1 and never reuses a connection, so a refused upgrade cannot leave a
+// credentialed connection behind. Neither follows redirects (a Transport
+// never does) nor limits how long a response may stream.
+func NewTransports(cfg UpstreamTLS) (ordinary, upgrade *http.Transport) {
+	base := func() *http.Transport {
+		return &http.Transport{
+			Proxy: nil,
+			DialContext: (&net.Dialer{
+				Timeout:   10 * time.Second,
+				KeepAlive: 30 * time.Second,
+			}).DialContext,
+			TLSClientConfig: &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				RootCAs:    cfg.RootCAs,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+					return cfg.ClientCertificate()
+				},
+			},
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 100,
+			IdleConnTimeout:     90 * time.Second,
+		}
+	}
+	ordinary = base()
+	ordinary.Protocols = new(http.Protocols)
+	ordinary.Protocols.SetHTTP1(true)
+	ordinary.Protocols.SetHTTP2(true)
+	ordinary.ForceAttemptHTTP2 = true
+
+	upgrade = base()
+	upgrade.Protocols = new(http.Protocols)
+	upgrade.Protocols.SetHTTP1(true)
+	upgrade.DisableKeepAlives = true
+	upgrade.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	return ordinary, upgrade
+}
