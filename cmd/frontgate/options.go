@@ -79,7 +79,7 @@ func newServeOptions(getenv func(string) string) *serveOptions {
 // addFlags registers every setting; each can also be given in the --config
 // file under the same name.
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.configFile, "config", o.configFile, "YAML file whose keys are these flag names (for example `upstream: https://10.0.0.1:6443`); flags given on the command line win")
+	fs.StringVar(&o.configFile, "config", o.configFile, "YAML file whose keys are these flag names, for example \"upstream: https://10.0.0.1:6443\"; flags given on the command line win")
 
 	fs.StringVar(&o.listen, "listen", o.listen, "address of the proxy's HTTPS listener (HTTP/1.1 and HTTP/2)")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", o.tlsCertFile, "serving certificate (PEM, may include intermediates); without it and --tls-private-key-file frontgate makes a self-signed certificate in memory")
