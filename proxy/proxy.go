@@ -140,6 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f = &forward{identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
 	h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
+	if f.switched.Load() {
+		// ServeHTTP returns when both sides of the upgraded session closed.
+		m.upgradedOpen.WithLabelValues(f.upgrade).Dec()
+	}
 }
 
 // rewrite runs after ReverseProxy removed hop-by-hop headers (including any
@@ -166,6 +170,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		f.switched.Store(true)
 		h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "switched").Inc()
+		h.cfg.Metrics.upgradedOpen.WithLabelValues(f.upgrade).Inc()
 		return nil
 	}
 	h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "refused").Inc()

@@ -74,7 +74,13 @@ var tokens = auth.AuthenticatorFunc(func(r *http.Request) (*auth.Identity, bool,
 })
 
 func newTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) *httptest.Server {
+	srv, _ := newTestProxyWithMetrics(t, up, mutate...)
+	return srv
+}
+
+func newTestProxyWithMetrics(t *testing.T, up *upstream, mutate ...func(*Config)) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
+	reg := prometheus.NewRegistry()
 	u, _ := url.Parse(up.URL)
 	base := up.Client().Transport.(*http.Transport)
 	ordinary, upgrade := NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs, ClientCertificate: func() (*tls.Certificate, error) { return &tls.Certificate{}, nil }})
@@ -82,7 +88,7 @@ func newTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) *httptest
 		Upstream: u, Authenticator: tokens, HeaderNames: DefaultHeaderNames(), Limits: DefaultLimits(),
 		Transport: ordinary, UpgradeTransport: upgrade,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: NewMetrics(prometheus.NewRegistry()),
+		Metrics: NewMetrics(reg),
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -95,7 +101,29 @@ func newTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) *httptest
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, reg
+}
+
+// gauge returns the value of a gauge with the given label, or 0.
+func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func do(t *testing.T, client *http.Client, method, url string, header http.Header) (*http.Response, string) {
@@ -396,9 +424,12 @@ func TestUpgradeSwitchesAndCopiesBothWays(t *testing.T) {
 		_, _ = brw.WriteString("echo:" + line)
 		_ = brw.Flush()
 	})
-	p := newTestProxy(t, up)
+	p, reg := newTestProxyWithMetrics(t, up)
 	conn, resp := rawUpgrade(t, p.URL, "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n")
 	defer conn.Close()
+	if open := gauge(t, reg, "frontgate_upgraded_connections", "protocol", "websocket"); open != 1 {
+		t.Errorf("frontgate_upgraded_connections{protocol=websocket} = %v during the session, want 1", open)
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Protocol") != "v5.channel.k8s.io" {
 		t.Fatalf("status %d, protocol %q", resp.StatusCode, resp.Header.Get("Sec-Websocket-Protocol"))
 	}
@@ -406,5 +437,12 @@ func TestUpgradeSwitchesAndCopiesBothWays(t *testing.T) {
 	reply, err := bufio.NewReader(io.MultiReader(resp.Body, conn)).ReadString('\n')
 	if err != nil || reply != "echo:hello\n" {
 		t.Fatalf("reply %q, %v", reply, err)
+	}
+	conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "frontgate_upgraded_connections", "protocol", "websocket") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("frontgate_upgraded_connections did not return to 0 after the session ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
