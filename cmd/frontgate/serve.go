@@ -82,9 +82,16 @@ type server struct {
 	opts     *serveOptions
 	logger   *slog.Logger
 	registry *prometheus.Registry
-	handler  *proxy.Handler
-	issuer   *oidc.Authenticator
+	handler  http.Handler
+	issuer   readiness
 	tls      *tls.Config
+}
+
+// readiness is an identity source that must reach something before it can
+// authenticate, such as an OIDC issuer.
+type readiness interface {
+	Run(ctx context.Context)
+	Ready() error
 }
 
 // build reads every file the options name and makes the runtime objects.
@@ -215,6 +222,11 @@ func (s *server) run(ctx context.Context) error {
 		proxyListener.Close()
 		return fmt.Errorf("--metrics-listen: %w", err)
 	}
+	return s.serve(ctx, proxyListener, metricsListener)
+}
+
+// serve is run on listeners that are already open.
+func (s *server) serve(ctx context.Context, proxyListener, metricsListener net.Listener) error {
 
 	var inFlight sync.WaitGroup
 	protocols := new(http.Protocols)
