@@ -1,41 +1,50 @@
 #!/usr/bin/env bash
 # install.sh builds the pinned real components the end-to-end tests and the
-# demo run against (kube-apiserver, kubectl, etcd, an OpenID provider) from
-# the Go module proxy, once, into a cache directory keyed by version, and
-# prints that directory. Later runs find the binaries there and build nothing.
+# demo run against — kube-apiserver, kubectl, etcd, zitadel's example OpenID
+# provider and kwok's fake kubelet — from the Go module proxy, once, into a
+# cache directory outside the checkout, and prints that directory.
+#
+# Each binary is stamped with a hash of the go.mod and go.sum it was built
+# from (test/tools/<module>/), so bumping one pin rebuilds only that binary
+# and every later run builds nothing.
 #
 # Usage: test/tools/install.sh [print-dir]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-k8s_version=$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' "$here/k8s/go.mod")
-oidc_version=$(awk '$1=="github.com/zitadel/oidc/v3"{print $2; exit}' "$here/oidc/go.mod")
 cache_root=${FRONTGATE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/frontgate}
-dir="$cache_root/k8s-$k8s_version-oidc-$oidc_version"
+dir="$cache_root/tools"
 
 if [ "${1:-}" = print-dir ]; then
 	echo "$dir"
 	exit 0
 fi
-
 mkdir -p "$dir"
 
-# build NAME MODULE_DIR PACKAGE NOTE: builds one binary unless the cache has it.
+# version MODULE_DIR PATH: the pinned version of PATH in that tools module.
+version() { awk -v m="$2" '$1==m {print $2; exit}' "$here/$1/go.mod"; }
+
+# build NAME MODULE_DIR PACKAGE NOTE: builds one binary unless the cache has
+# it from the same pins.
 build() {
-	local name=$1 module=$2 pkg=$3 note=$4
-	if [ -x "$dir/$name" ]; then
+	local name=$1 module=$2 pkg=$3 note=$4 stamp
+	stamp=$(cat "$here/$module/go.mod" "$here/$module/go.sum" | sha256sum | cut -c1-16)
+	if [ -x "$dir/$name" ] && [ "$(cat "$dir/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
 		return
 	fi
 	echo ">> building $name ($note)" >&2
 	local start=$SECONDS
 	(cd "$here/$module" && CGO_ENABLED=0 go build -trimpath -o "$dir/$name.tmp" "$pkg")
 	mv "$dir/$name.tmp" "$dir/$name"
+	echo "$stamp" > "$dir/$name.stamp"
 	echo ">> built $name in $((SECONDS - start)) s" >&2
 }
 
-build etcd k8s go.etcd.io/etcd/server/v3 "etcd for Kubernetes $k8s_version, ~1 min the first time"
-build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "Kubernetes $k8s_version, first time only, ~15 min on 2 cores"
-build kubectl k8s k8s.io/kubernetes/cmd/kubectl "Kubernetes $k8s_version, ~2 min the first time"
-build oidc-provider oidc github.com/zitadel/oidc/v3/example/server "zitadel/oidc $oidc_version example OpenID Provider, ~15 s the first time"
+k8s=$(version k8s k8s.io/kubernetes)
+build etcd k8s go.etcd.io/etcd/server/v3 "etcd $(version k8s go.etcd.io/etcd/server/v3) for Kubernetes $k8s, ~1 min the first time"
+build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "Kubernetes $k8s, first time only, ~7-15 min on 2 cores"
+build kubectl k8s k8s.io/kubernetes/cmd/kubectl "Kubernetes $k8s, ~1-2 min the first time"
+build oidc-provider oidc github.com/zitadel/oidc/v3/example/server "zitadel/oidc $(version oidc github.com/zitadel/oidc/v3) example OpenID Provider, ~15 s the first time"
+build kwok kwok sigs.k8s.io/kwok/cmd/kwok "kwok $(version kwok sigs.k8s.io/kwok) fake kubelet, ~2-3 min the first time"
 
 echo "$dir"

@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// keyPair is a certificate and its private key.
+type keyPair struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// newCA returns a self-signed CA certificate.
+func newCA(cn string) (*keyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	return sign(tmpl, key, nil)
+}
+
+// issue returns a leaf certificate signed by ca.
+func (ca *keyPair) issue(subject pkix.Name, usage []x509.ExtKeyUsage, dnsNames []string, ips []net.IP) (*keyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:     subject,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: usage,
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
+	}
+	return sign(tmpl, key, ca)
+}
+
+func sign(tmpl *x509.Certificate, key crypto.Signer, ca *keyPair) (*keyPair, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(7 * 24 * time.Hour)
+	parent, parentKey := tmpl, key
+	if ca != nil {
+		parent, parentKey = ca.cert, ca.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &keyPair{cert: cert, key: key}, nil
+}
+
+func (kp *keyPair) certPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kp.cert.Raw})
+}
+
+func (kp *keyPair) keyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(kp.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// write stores the pair as dir/name.crt and dir/name.key (0600).
+func (kp *keyPair) write(dir, name string) (certFile, keyFile string, err error) {
+	keyPEM, err := kp.keyPEM()
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, kp.certPEM(), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// clusterPKI are the files of the cluster's own PKI (not frontgate's).
+type clusterPKI struct {
+	ca                   *keyPair
+	caFile               string // CA of the serving cert and of client certs (--client-ca-file)
+	servingCert          string
+	servingKey           string
+	adminCert            string
+	adminKey             string
+	serviceAccountKey    string // RSA private key, PKCS#8
+	serviceAccountPubKey string
+}
+
+// writeClusterPKI generates kube-apiserver's PKI into dir: one CA for its
+// serving certificate (127.0.0.1, ::1, localhost) and its client
+// certificates, an admin client certificate (CN e2e-admin, O system:masters)
+// and the service-account signing key.
+func writeClusterPKI(dir string) (*clusterPKI, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := newCA("frontgate-e2e-cluster-ca")
+	if err != nil {
+		return nil, err
+	}
+	p := &clusterPKI{ca: ca, caFile: filepath.Join(dir, "ca.crt")}
+	if err := os.WriteFile(p.caFile, ca.certPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	serving, err := ca.issue(pkix.Name{CommonName: "kube-apiserver"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")})
+	if err != nil {
+		return nil, err
+	}
+	if p.servingCert, p.servingKey, err = serving.write(dir, "apiserver"); err != nil {
+		return nil, err
+	}
+	admin, err := ca.issue(pkix.Name{CommonName: "e2e-admin", Organization: []string{"system:masters"}},
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if p.adminCert, p.adminKey, err = admin.write(dir, "admin"); err != nil {
+		return nil, err
+	}
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(saKey)
+	if err != nil {
+		return nil, err
+	}
+	p.serviceAccountKey = filepath.Join(dir, "sa.key")
+	if err := os.WriteFile(p.serviceAccountKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	p.serviceAccountPubKey = filepath.Join(dir, "sa.pub")
+	if err := os.WriteFile(p.serviceAccountPubKey, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// certPool reads a PEM bundle into a pool.
+func certPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
+}
