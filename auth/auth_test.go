@@ -141,3 +141,29 @@ func TestIdentityValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestUnrecognised(t *testing.T) {
+	foreign := &Error{Reason: ReasonInvalidIssuer}
+	notJWT := &Error{Reason: ReasonMalformedToken}
+	expired := &Error{Reason: ReasonTokenExpired}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"foreign issuer", foreign, true},
+		{"not a JWT", notJWT, true},
+		{"expired", expired, false},
+		{"all unrecognised", errors.Join(foreign, notJWT), true},
+		{"one recognised and rejected", errors.Join(foreign, expired), false},
+		{"plain error", errors.New("boom"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Unrecognised(tt.err); got != tt.want {
+				t.Errorf("Unrecognised(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}

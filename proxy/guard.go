@@ -12,29 +12,41 @@ import (
 // identity headers are not the ones frontgate set.
 var errUnauthenticatedForward = errors.New("request has no identity established by frontgate")
 
-// guard is the last step before a request leaves with the front-proxy
-// client certificate. It fails closed: a request goes out only if it carries
-// exactly the identity headers frontgate computed for it and no
-// Authorization header. It then picks the HTTP/1.1 transport for upgrades
-// and the HTTP/2-capable one for everything else.
+// guard is the last step before a request leaves. It fails closed: a
+// request goes out with the front-proxy client certificate only if it
+// carries exactly the identity headers frontgate computed for it and no
+// Authorization header; a passthrough request goes out on the certificate-less
+// transports and only if it carries no identity header at all. It then picks
+// the HTTP/1.1 transport for upgrades and the HTTP/2-capable one otherwise.
 type guard struct {
-	identity          identityMatcher
-	ordinary, upgrade http.RoundTripper
-	metrics           *Metrics
+	identity    identityMatcher
+	transports  Transports
+	passthrough *Transports
+	metrics     *Metrics
 }
 
 // RoundTrip implements http.RoundTripper.
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := forwardFrom(req.Context())
-	if f == nil || !g.carriesExactly(req.Header, f.headers) {
+	var transports *Transports
+	switch {
+	case f == nil:
+	case f.passthrough:
+		if g.passthrough != nil && !g.carriesIdentity(req.Header) {
+			transports = g.passthrough
+		}
+	case g.carriesExactly(req.Header, f.headers):
+		transports = &g.transports
+	}
+	if transports == nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, errUnauthenticatedForward
 	}
-	rt := g.ordinary
+	rt := transports.Ordinary
 	if f.upgrade != "" {
-		rt = g.upgrade
+		rt = transports.Upgrade
 	}
 	start := time.Now()
 	resp, err := rt.RoundTrip(req)
@@ -44,6 +56,17 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	g.metrics.upstreamDuration.WithLabelValues(code).Observe(time.Since(start).Seconds())
 	return resp, err
+}
+
+// carriesIdentity reports whether h has any identity header (Authorization
+// aside, which a passthrough request keeps).
+func (g *guard) carriesIdentity(h http.Header) bool {
+	for key := range h {
+		if key != "Authorization" && g.identity.matches(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // carriesExactly reports whether the credential and identity headers of h

@@ -28,10 +28,15 @@ type Config struct {
 	HeaderNames HeaderNames
 	// Limits bound the identity headers of one request.
 	Limits Limits
-	// Transport reaches Upstream with the front-proxy client certificate
-	// for ordinary requests; UpgradeTransport does the same for upgrades,
-	// over HTTP/1.1 only (see [NewTransports]).
-	Transport, UpgradeTransport http.RoundTripper
+	// Transports reach Upstream with the front-proxy client certificate
+	// (see [NewTransports]).
+	Transports Transports
+	// Passthrough, when set, forwards a bearer token that no authenticator
+	// recognised (see [auth.Unrecognised]) unchanged, for kube-apiserver to
+	// authenticate itself — service-account tokens, for example. Its
+	// transports must NOT present the front-proxy certificate. Nil disables
+	// passthrough: such requests are answered with 401.
+	Passthrough *Transports
 	// Ready reports whether requests can be served now; nil means always.
 	Ready func() error
 	// Logger receives one access line per request.
@@ -52,8 +57,11 @@ type Handler struct {
 
 // New returns the proxy handler for cfg.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Upstream == nil || cfg.Authenticator == nil || cfg.Transport == nil || cfg.UpgradeTransport == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("proxy: Upstream, Authenticator, Transport, UpgradeTransport, Logger and Metrics are required")
+	if cfg.Upstream == nil || cfg.Authenticator == nil || cfg.Transports.Ordinary == nil || cfg.Transports.Upgrade == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("proxy: Upstream, Authenticator, Transports, Logger and Metrics are required")
+	}
+	if cfg.Passthrough != nil && (cfg.Passthrough.Ordinary == nil || cfg.Passthrough.Upgrade == nil) {
+		return nil, errors.New("proxy: Passthrough needs both transports")
 	}
 	if err := cfg.HeaderNames.Validate(); err != nil {
 		return nil, err
@@ -61,7 +69,7 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, identity: newIdentityMatcher(cfg.HeaderNames)}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      &guard{identity: newIdentityMatcher(cfg.HeaderNames), ordinary: cfg.Transport, upgrade: cfg.UpgradeTransport, metrics: cfg.Metrics},
+		Transport:      &guard{identity: newIdentityMatcher(cfg.HeaderNames), transports: cfg.Transports, passthrough: cfg.Passthrough, metrics: cfg.Metrics},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -72,10 +80,13 @@ func New(cfg Config) (*Handler, error) {
 // forward is what the handler decided about one request, carried in its
 // context to Rewrite, the transport guard and ModifyResponse.
 type forward struct {
-	identity *auth.Identity
-	headers  http.Header
-	upgrade  string // "websocket", "spdy", other lower-case protocol, or ""
-	switched atomic.Bool
+	identity *auth.Identity // nil when passthrough
+	headers  http.Header    // identity headers to set; nil when passthrough
+	// passthrough forwards the client's own bearer token without the
+	// front-proxy certificate.
+	passthrough bool
+	upgrade     string // "websocket", "spdy", other lower-case protocol, or ""
+	switched    atomic.Bool
 }
 
 type forwardKey struct{}
@@ -107,6 +118,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, ok, err := h.cfg.Authenticator.AuthenticateRequest(r)
 	m.authDuration.Observe(time.Since(authStart).Seconds())
 	switch {
+	case err != nil && h.cfg.Passthrough != nil && auth.Unrecognised(err):
+		m.authentications.WithLabelValues("passthrough", "").Inc()
+		f = &forward{passthrough: true, upgrade: upgradeProtocol(r.Header)}
+		h.serveForward(rec, r, f)
+		return
 	case err != nil:
 		reason := auth.ReasonOf(err)
 		m.authentications.WithLabelValues("failure", reason).Inc()
@@ -139,10 +155,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f = &forward{identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
-	h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
+	h.serveForward(rec, r, f)
+}
+
+// serveForward hands the request to the reverse proxy with its decision f.
+func (h *Handler) serveForward(w http.ResponseWriter, r *http.Request, f *forward) {
+	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
 	if f.switched.Load() {
 		// ServeHTTP returns when both sides of the upgraded session closed.
-		m.upgradedOpen.WithLabelValues(f.upgrade).Dec()
+		h.cfg.Metrics.upgradedOpen.WithLabelValues(f.upgrade).Dec()
 	}
 }
 
@@ -153,7 +174,17 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.cfg.Upstream)
 	pr.SetXForwarded()
 	h.identity.sanitize(pr.Out.Header)
-	if f := forwardFrom(pr.In.Context()); f != nil {
+	f := forwardFrom(pr.In.Context())
+	switch {
+	case f == nil:
+	case f.passthrough:
+		// The client's own credential, for kube-apiserver to authenticate.
+		for _, k := range []string{"Authorization", "Sec-Websocket-Protocol"} {
+			if v, ok := pr.In.Header[k]; ok {
+				pr.Out.Header[k] = v
+			}
+		}
+	default:
 		for k, v := range f.headers {
 			pr.Out.Header[k] = v
 		}
@@ -220,8 +251,11 @@ func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *f
 		slog.Int64("bytes", rec.bytes),
 		slog.String("remote", r.RemoteAddr),
 	}
-	if id != nil {
+	switch {
+	case id != nil:
 		attrs = append(attrs, slog.String("user", id.Name), slog.Int("groups", len(id.Groups)), slog.String("authenticator", id.Source))
+	case f != nil && f.passthrough:
+		attrs = append(attrs, slog.String("authenticator", "passthrough"))
 	}
 	if f != nil && f.upgrade != "" {
 		attrs = append(attrs, slog.String("upgrade", f.upgrade))

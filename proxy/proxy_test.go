@@ -3,11 +3,17 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,12 +89,12 @@ func newTestProxyWithMetrics(t *testing.T, up *upstream, mutate ...func(*Config)
 	reg := prometheus.NewRegistry()
 	u, _ := url.Parse(up.URL)
 	base := up.Client().Transport.(*http.Transport)
-	ordinary, upgrade := NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs, ClientCertificate: func() (*tls.Certificate, error) { return &tls.Certificate{}, nil }})
+	clientCert := testClientCertificate(t)
 	cfg := Config{
 		Upstream: u, Authenticator: tokens, HeaderNames: DefaultHeaderNames(), Limits: DefaultLimits(),
-		Transport: ordinary, UpgradeTransport: upgrade,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: NewMetrics(reg),
+		Transports: NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs, ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil }}),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:    NewMetrics(reg),
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -252,9 +258,9 @@ func TestUpstreamUnreachableAnswers502(t *testing.T) {
 
 func TestGuardRefusesRequestsWithoutFrontgateIdentity(t *testing.T) {
 	sent := false
+	send := roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })
 	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry()),
-		ordinary: roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })}
-	g.upgrade = g.ordinary
+		transports: Transports{Ordinary: send, Upgrade: send}}
 	want := http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs"}}
 	tests := []struct {
 		name   string
@@ -266,6 +272,7 @@ func TestGuardRefusesRequestsWithoutFrontgateIdentity(t *testing.T) {
 		{"extra group", &forward{headers: want}, http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs", "system:masters"}}},
 		{"authorization left", &forward{headers: want}, http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs"}, "Authorization": {"Bearer x"}}},
 		{"identity missing", &forward{headers: want}, http.Header{}},
+		{"passthrough without passthrough transports", &forward{passthrough: true}, http.Header{"Authorization": {"Bearer x"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,5 +451,115 @@ func TestUpgradeSwitchesAndCopiesBothWays(t *testing.T) {
 			t.Fatal("frontgate_upgraded_connections did not return to 0 after the session ended")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testClientCertificate makes a self-signed client certificate.
+func testClientCertificate(t *testing.T) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "frontgate"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestPresentsTheClientCertificateOnlyWithAnIdentity(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	do(t, p.Client(), "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+	got := up.seen()[0]
+	if got.TLS == nil || len(got.TLS.PeerCertificates) != 1 || got.TLS.PeerCertificates[0].Subject.CommonName != "frontgate" {
+		t.Fatal("the front-proxy client certificate did not reach kube-apiserver with an identity")
+	}
+}
+
+func TestTokenPassthrough(t *testing.T) {
+	foreign := auth.AuthenticatorFunc(func(r *http.Request) (*auth.Identity, bool, error) {
+		token, ok := auth.BearerToken(r)
+		switch {
+		case !ok:
+			return nil, false, nil
+		case token == "service-account-token":
+			return nil, false, &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: "token issuer is not configured"}
+		case token == "alice":
+			return &auth.Identity{Name: "alice"}, true, nil
+		default:
+			return nil, false, &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired"}
+		}
+	})
+	up := newUpstream(t, nil)
+	base := up.Client().Transport.(*http.Transport)
+	passthrough := NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs})
+	enabled := newTestProxy(t, up, func(c *Config) { c.Authenticator = foreign; c.Passthrough = &passthrough })
+	disabled := newTestProxy(t, up, func(c *Config) { c.Authenticator = foreign })
+
+	t.Run("unrecognised token goes out as it came, without the certificate or identity headers", func(t *testing.T) {
+		before := len(up.seen())
+		resp, body := do(t, enabled.Client(), "GET", enabled.URL+"/api", http.Header{
+			"Authorization": {"Bearer service-account-token"}, "X-Remote-User": {"admin"}, "X-Remote-Group": {"system:masters"},
+		})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		seen := up.seen()
+		if len(seen) != before+1 {
+			t.Fatal("not forwarded")
+		}
+		got := seen[len(seen)-1]
+		if got.Header.Get("Authorization") != "Bearer service-account-token" {
+			t.Errorf("Authorization = %q", got.Header.Get("Authorization"))
+		}
+		if got.TLS != nil && len(got.TLS.PeerCertificates) != 0 {
+			t.Error("a passthrough request presented the front-proxy certificate")
+		}
+		for k := range got.Header {
+			if strings.HasPrefix(strings.ToLower(k), "x-remote-") {
+				t.Errorf("identity header %q reached kube-apiserver", k)
+			}
+		}
+	})
+	t.Run("recognised but rejected token is never passed through", func(t *testing.T) {
+		before := len(up.seen())
+		resp, _ := do(t, enabled.Client(), "GET", enabled.URL+"/api", http.Header{"Authorization": {"Bearer expired"}})
+		if resp.StatusCode != 401 || len(up.seen()) != before {
+			t.Errorf("status %d, forwarded %v", resp.StatusCode, len(up.seen()) != before)
+		}
+	})
+	t.Run("disabled by default", func(t *testing.T) {
+		before := len(up.seen())
+		resp, _ := do(t, disabled.Client(), "GET", disabled.URL+"/api", http.Header{"Authorization": {"Bearer service-account-token"}})
+		if resp.StatusCode != 401 || len(up.seen()) != before {
+			t.Errorf("status %d, forwarded %v", resp.StatusCode, len(up.seen()) != before)
+		}
+	})
+	t.Run("authenticated requests still carry the certificate", func(t *testing.T) {
+		do(t, enabled.Client(), "GET", enabled.URL+"/api", http.Header{"Authorization": {"Bearer alice"}})
+		seen := up.seen()
+		if got := seen[len(seen)-1]; got.TLS == nil || len(got.TLS.PeerCertificates) != 1 {
+			t.Error("authenticated request without the certificate")
+		}
+	})
+}
+
+func TestGuardRefusesPassthroughWithIdentityHeaders(t *testing.T) {
+	sent := false
+	send := roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })
+	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry()),
+		transports: Transports{Ordinary: send, Upgrade: send}, passthrough: &Transports{Ordinary: send, Upgrade: send}}
+	req, _ := http.NewRequest("GET", "https://upstream/api", nil)
+	req.Header = http.Header{"Authorization": {"Bearer x"}, "X-Remote-User": {"admin"}}
+	req = req.WithContext(context.WithValue(req.Context(), forwardKey{}, &forward{passthrough: true}))
+	if _, err := g.RoundTrip(req); !errors.Is(err, errUnauthenticatedForward) || sent {
+		t.Fatalf("err = %v, sent = %v", err, sent)
 	}
 }

@@ -51,17 +51,25 @@ type UpstreamTLS struct {
 	RootCAs *x509.CertPool
 	// ClientCertificate returns the certificate to present; it is asked on
 	// every new connection, so a rotated certificate applies to new
-	// connections while open ones continue.
+	// connections while open ones continue. nil presents no certificate
+	// (token passthrough).
 	ClientCertificate func() (*tls.Certificate, error)
 }
 
-// NewTransports returns the two transports that reach kube-apiserver with the
-// front-proxy client certificate: one for ordinary requests, which prefers
-// HTTP/2, and one for upgrade requests (WebSocket, SPDY), which speaks only
-// HTTP/1.1 and never reuses a connection, so a refused upgrade cannot leave a
+// Transports reach kube-apiserver: Ordinary for ordinary requests (HTTP/2
+// preferred), Upgrade for upgrade requests (HTTP/1.1 only, one connection
+// per request).
+type Transports struct {
+	Ordinary, Upgrade http.RoundTripper
+}
+
+// NewTransports returns the two transports that reach kube-apiserver with
+// cfg's client certificate: one for ordinary requests, which prefers HTTP/2,
+// and one for upgrade requests (WebSocket, SPDY), which speaks only HTTP/1.1
+// and never reuses a connection, so a refused upgrade cannot leave a
 // credentialed connection behind. Neither follows redirects (a Transport
 // never does) nor limits how long a response may stream.
-func NewTransports(cfg UpstreamTLS) (ordinary, upgrade *http.Transport) {
+func NewTransports(cfg UpstreamTLS) Transports {
 	base := func() *http.Transport {
 		return &http.Transport{
 			Proxy: nil,
@@ -69,28 +77,32 @@ func NewTransports(cfg UpstreamTLS) (ordinary, upgrade *http.Transport) {
 				Timeout:   10 * time.Second,
 				KeepAlive: 30 * time.Second,
 			}).DialContext,
-			TLSClientConfig: &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				RootCAs:    cfg.RootCAs,
-				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-					return cfg.ClientCertificate()
-				},
-			},
+			TLSClientConfig:     clientTLS(cfg),
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 100,
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	ordinary = base()
+	ordinary := base()
 	ordinary.Protocols = new(http.Protocols)
 	ordinary.Protocols.SetHTTP1(true)
 	ordinary.Protocols.SetHTTP2(true)
 	ordinary.ForceAttemptHTTP2 = true
 
-	upgrade = base()
+	upgrade := base()
 	upgrade.Protocols = new(http.Protocols)
 	upgrade.Protocols.SetHTTP1(true)
 	upgrade.DisableKeepAlives = true
 	upgrade.TLSClientConfig.NextProtos = []string{"http/1.1"}
-	return ordinary, upgrade
+	return Transports{Ordinary: ordinary, Upgrade: upgrade}
+}
+
+func clientTLS(cfg UpstreamTLS) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs}
+	if cfg.ClientCertificate != nil {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cfg.ClientCertificate()
+		}
+	}
+	return c
 }

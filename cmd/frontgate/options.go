@@ -27,8 +27,9 @@ type serveOptions struct {
 
 	oidc oidcOptions
 
-	tokenCacheTTL  time.Duration
-	tokenCacheSize int
+	tokenCacheTTL    time.Duration
+	tokenCacheSize   int
+	tokenPassthrough bool
 
 	allowReserved          []string
 	maxGroups              int
@@ -110,6 +111,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.tokenCacheTTL, "token-cache-ttl", o.tokenCacheTTL, "how long a successful token authentication is reused (never past the token's exp); 0 disables the cache")
 	fs.IntVar(&o.tokenCacheSize, "token-cache-size", o.tokenCacheSize, "most cached token authentications")
 
+	fs.BoolVar(&o.tokenPassthrough, "token-passthrough", o.tokenPassthrough, "forward a bearer token that no configured issuer recognises (a service-account token, say) unchanged and WITHOUT the front-proxy certificate, for kube-apiserver to authenticate itself; rejected tokens are never passed through")
 	fs.StringSliceVar(&o.allowReserved, "allow-reserved-identity", o.allowReserved, "\"system:\" username or group that identities may carry (for example system:masters); all others are refused")
 	fs.IntVar(&o.maxGroups, "max-groups", o.maxGroups, "most groups one identity may carry; more is answered with 431")
 	fs.IntVar(&o.maxIdentityHeaderBytes, "max-identity-header-bytes", o.maxIdentityHeaderBytes, "largest total size of one request's identity headers; more is answered with 431")

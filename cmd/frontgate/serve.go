@@ -114,10 +114,15 @@ func (o *serveOptions) build(d deps) (*server, error) {
 			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
 		}
 	}
-	ordinary, upgrade := proxy.NewTransports(proxy.UpstreamTLS{
+	transports := proxy.NewTransports(proxy.UpstreamTLS{
 		RootCAs:           upstreamCAs,
 		ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil },
 	})
+	var passthrough *proxy.Transports
+	if o.tokenPassthrough {
+		t := proxy.NewTransports(proxy.UpstreamTLS{RootCAs: upstreamCAs})
+		passthrough = &t
+	}
 
 	var oidcCAs *x509.CertPool
 	if o.oidc.caFile != "" {
@@ -149,15 +154,15 @@ func (o *serveOptions) build(d deps) (*server, error) {
 	}
 
 	handler, err := proxy.New(proxy.Config{
-		Upstream:         upstream,
-		Authenticator:    auth.RefuseReserved(auth.Bearer(tokens), o.allowReserved),
-		HeaderNames:      o.headerNames(),
-		Limits:           proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes},
-		Transport:        ordinary,
-		UpgradeTransport: upgrade,
-		Ready:            issuer.Ready,
-		Logger:           logger,
-		Metrics:          proxy.NewMetrics(registry),
+		Upstream:      upstream,
+		Authenticator: auth.RefuseReserved(auth.Bearer(tokens), o.allowReserved),
+		HeaderNames:   o.headerNames(),
+		Limits:        proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes},
+		Transports:    transports,
+		Passthrough:   passthrough,
+		Ready:         issuer.Ready,
+		Logger:        logger,
+		Metrics:       proxy.NewMetrics(registry),
 	})
 	if err != nil {
 		return nil, err
