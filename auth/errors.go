@@ -46,3 +46,15 @@ func ReasonOf(err error) string {
 	}
 	return "Unknown"
 }
+
+// Reasons for refusing a client certificate (package auth/clientcert).
+const (
+	ReasonInvalidCertificate     = "InvalidCertificate"
+	ReasonCertificateExpired     = "CertificateExpired"
+	ReasonCertificateNotYetValid = "CertificateNotYetValid"
+	ReasonUnknownAuthority       = "UnknownCertificateAuthority"
+	ReasonCertificateUsage       = "CertificateNotForClientAuth"
+	ReasonCertificateRevoked     = "CertificateRevoked"
+	ReasonNoCertificateMapping   = "NoCertificateMapping"
+	ReasonCertificateMapping     = "CertificateMappingFailed"
+)

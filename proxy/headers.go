@@ -61,13 +61,14 @@ func normalizedName(name string) string {
 }
 
 // Sanitize deletes from h every credential and identity header a client may
-// have sent: Authorization, every configured username, group and uid header
+// have sent: Authorization and credentialHeaders, every configured username,
+// group and uid header
 // and every header under an extra prefix (in any letter case, with
 // underscores or hyphens), and every bearer-token entry of
 // Sec-WebSocket-Protocol. Impersonate-* headers are kept: kube-apiserver
 // authorizes them against the forwarded identity.
-func Sanitize(h http.Header, names HeaderNames) {
-	newIdentityMatcher(names).sanitize(h)
+func Sanitize(h http.Header, names HeaderNames, credentialHeaders ...string) {
+	newIdentityMatcher(names, credentialHeaders...).sanitize(h)
 }
 
 // identityMatcher recognises credential and identity header names.
@@ -76,9 +77,9 @@ type identityMatcher struct {
 	prefixes []string
 }
 
-func newIdentityMatcher(names HeaderNames) identityMatcher {
+func newIdentityMatcher(names HeaderNames, credentialHeaders ...string) identityMatcher {
 	m := identityMatcher{exact: map[string]bool{"authorization": true}}
-	for _, list := range [][]string{names.Username, names.Group, names.UID} {
+	for _, list := range [][]string{credentialHeaders, names.Username, names.Group, names.UID} {
 		for _, name := range list {
 			m.exact[normalizedName(name)] = true
 		}

@@ -59,6 +59,12 @@ func TestSanitizeRemovesEveryIdentityHeaderInAnyCase(t *testing.T) {
 			absent: []string{"X-Forwarded-User", "X-Alt-User", "X-Forwarded-Groups", "X-Forwarded-Extra-K"},
 		},
 		{
+			name:   "credential headers meant for frontgate alone",
+			in:     http.Header{"Client-Cert": {":AAAA:"}, "client-cert-chain": {":AAAA:"}, "CLIENT_CERT": {":AAAA:"}},
+			names:  DefaultHeaderNames(),
+			absent: []string{"Client-Cert", "client-cert-chain", "CLIENT_CERT"},
+		},
+		{
 			name: "impersonation headers stay for kubectl --as",
 			in: http.Header{
 				"Impersonate-User": {"bob"}, "Impersonate-Group": {"devs"}, "Impersonate-Extra-Scopes": {"x"},
@@ -70,7 +76,7 @@ func TestSanitizeRemovesEveryIdentityHeaderInAnyCase(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := tt.in.Clone()
-			Sanitize(h, tt.names)
+			Sanitize(h, tt.names, "Client-Cert", "Client-Cert-Chain")
 			for _, k := range tt.absent {
 				if _, ok := h[k]; ok {
 					t.Errorf("header %q survived", k)

@@ -26,6 +26,11 @@ type Config struct {
 	Authenticator auth.Authenticator
 	// HeaderNames are the identity headers kube-apiserver trusts.
 	HeaderNames HeaderNames
+	// CredentialHeaders name further request headers that carry credentials
+	// meant for frontgate alone, such as RFC 9440 Client-Cert from a load
+	// balancer. Like Authorization, they are removed from every forwarded
+	// request, in any letter case.
+	CredentialHeaders []string
 	// Limits bound the identity headers of one request.
 	Limits Limits
 	// Transports reach Upstream with the front-proxy client certificate
@@ -66,10 +71,10 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.HeaderNames.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, identity: newIdentityMatcher(cfg.HeaderNames)}
+	h := &Handler{cfg: cfg, identity: newIdentityMatcher(cfg.HeaderNames, cfg.CredentialHeaders...)}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      &guard{identity: newIdentityMatcher(cfg.HeaderNames), transports: cfg.Transports, passthrough: cfg.Passthrough, metrics: cfg.Metrics},
+		Transport:      &guard{identity: h.identity, transports: cfg.Transports, passthrough: cfg.Passthrough, metrics: cfg.Metrics},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),

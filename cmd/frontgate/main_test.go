@@ -136,7 +136,13 @@ func TestValidateNamesTheFlagAndTheFix(t *testing.T) {
 		{"http upstream", func(o *serveOptions) { o.upstream = "http://127.0.0.1:8080" }, "must be an https:// URL"},
 		{"no proxy cert", func(o *serveOptions) { o.proxyClientKeyFile = "" }, "--proxy-client-cert-file and --proxy-client-key-file are required"},
 		{"cert without key", func(o *serveOptions) { o.tlsCertFile = "s.crt" }, "--tls-cert-file and --tls-private-key-file go together"},
-		{"no issuer", func(o *serveOptions) { o.oidc.issuerURL = "" }, "--oidc-issuer-url and --oidc-client-id are required"},
+		{"no identity source", func(o *serveOptions) { o.oidc.issuerURL, o.oidc.clientID = "", "" }, "no identity source"},
+		{"issuer without client id", func(o *serveOptions) { o.oidc.clientID = "" }, "--oidc-issuer-url and --oidc-client-id go together"},
+		{"client certificates alone", func(o *serveOptions) {
+			o.oidc.issuerURL, o.oidc.clientID = "", ""
+			o.clientCAFiles = []string{"ca.crt"}
+		}, ""},
+		{"mapping without CA", func(o *serveOptions) { o.clientCertMapping = "m.yaml" }, "need --client-ca-file"},
 		{"bad listen", func(o *serveOptions) { o.listen = "8443" }, "--listen \"8443\""},
 		{"bad log format", func(o *serveOptions) { o.logFormat = "xml" }, "--log-format \"xml\": use text or json"},
 		{"bad log level", func(o *serveOptions) { o.logLevel = "loud" }, "--log-level loud"},

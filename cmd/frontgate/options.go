@@ -27,6 +27,10 @@ type serveOptions struct {
 
 	oidc oidcOptions
 
+	clientCAFiles, clientCRLFiles []string
+	clientCertMapping             string
+	trustedProxyCIDRs             []string
+
 	tokenCacheTTL    time.Duration
 	tokenCacheSize   int
 	tokenPassthrough bool
@@ -108,6 +112,11 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.oidc.uidClaim, "oidc-uid-claim", o.oidc.uidClaim, "claim that holds the user's UID (frontgate extension)")
 	fs.StringToStringVar(&o.oidc.extraClaims, "oidc-extra-claim", o.oidc.extraClaims, "key=claim: forward the claim (string or array) as the extra attribute key, e.g. example.com/team=team (frontgate extension); repeatable")
 
+	fs.StringArrayVar(&o.clientCAFiles, "client-ca-file", o.clientCAFiles, "CA bundle, as PATH or NAME=PATH, whose client certificates authenticate users (mTLS requested, not required, so token users still work); repeatable")
+	fs.StringVar(&o.clientCertMapping, "client-cert-mapping", o.clientCertMapping, "YAML file mapping client certificates to identities with CEL (docs/client-certificates.md); default: CN is the user, O are the groups")
+	fs.StringArrayVar(&o.clientCRLFiles, "client-crl-file", o.clientCRLFiles, "certificate revocation list (PEM or DER) for --client-ca-file; repeatable")
+	fs.StringSliceVar(&o.trustedProxyCIDRs, "trusted-proxy-cidrs", o.trustedProxyCIDRs, "addresses of TLS-terminating load balancers whose RFC 9440 Client-Cert headers are trusted; the headers are removed from every other request (default: none)")
+
 	fs.DurationVar(&o.tokenCacheTTL, "token-cache-ttl", o.tokenCacheTTL, "how long a successful token authentication is reused (never past the token's exp); 0 disables the cache")
 	fs.IntVar(&o.tokenCacheSize, "token-cache-size", o.tokenCacheSize, "most cached token authentications")
 
@@ -151,8 +160,14 @@ func (o *serveOptions) validate() error {
 	if err := o.headerNames().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.oidc.issuerURL == "" || o.oidc.clientID == "" {
-		add("--oidc-issuer-url and --oidc-client-id are required: frontgate needs an identity source to authenticate users")
+	switch {
+	case o.oidc.issuerURL == "" && o.oidc.clientID == "" && len(o.clientCAFiles) == 0:
+		add("no identity source: set --oidc-issuer-url and --oidc-client-id, or --client-ca-file")
+	case (o.oidc.issuerURL == "") != (o.oidc.clientID == ""):
+		add("--oidc-issuer-url and --oidc-client-id go together; give both")
+	}
+	if len(o.clientCAFiles) == 0 && (o.clientCertMapping != "" || len(o.clientCRLFiles) > 0 || len(o.trustedProxyCIDRs) > 0) {
+		add("--client-cert-mapping, --client-crl-file and --trusted-proxy-cidrs need --client-ca-file; without it no client certificate is accepted")
 	}
 	if o.tokenCacheTTL < 0 {
 		add("--token-cache-ttl must not be negative")

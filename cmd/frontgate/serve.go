@@ -18,9 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/frontgate/frontgate/auth"
-	"github.com/frontgate/frontgate/auth/oidc"
-	"github.com/frontgate/frontgate/auth/tokencache"
+	"github.com/frontgate/frontgate/auth/clientcert"
 	"github.com/frontgate/frontgate/cmd/frontgate/internal/pki"
 	"github.com/frontgate/frontgate/proxy"
 )
@@ -83,15 +81,11 @@ type server struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	handler  http.Handler
-	issuer   readiness
 	tls      *tls.Config
-}
-
-// readiness is an identity source that must reach something before it can
-// authenticate, such as an OIDC issuer.
-type readiness interface {
-	Run(ctx context.Context)
-	Ready() error
+	// background runs until shutdown: issuer discovery, file watches.
+	background []func(context.Context)
+	// ready reports whether requests can be served (/readyz).
+	ready func() error
 }
 
 // build reads every file the options name and makes the runtime objects.
@@ -124,45 +118,22 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		passthrough = &t
 	}
 
-	var oidcCAs *x509.CertPool
-	if o.oidc.caFile != "" {
-		if oidcCAs, err = pki.Pool(o.oidc.caFile); err != nil {
-			return nil, fmt.Errorf("--oidc-ca-file: %w", err)
-		}
-	}
-	issuer, err := oidc.New(oidc.Options{
-		IssuerURL:      o.oidc.issuerURL,
-		ClientID:       o.oidc.clientID,
-		UsernameClaim:  o.oidc.usernameClaim,
-		UsernamePrefix: oidc.UsernamePrefixFor(o.oidc.usernamePrefix, o.oidc.usernamePrefixSet, o.oidc.issuerURL, o.oidc.usernameClaim),
-		GroupsClaim:    o.oidc.groupsClaim,
-		GroupsPrefix:   o.oidc.groupsPrefix,
-		UIDClaim:       o.oidc.uidClaim,
-		ExtraClaims:    o.oidc.extraClaims,
-		RequiredClaims: o.oidc.requiredClaims,
-		RootCAs:        oidcCAs,
-		SigningAlgs:    o.oidc.signingAlgs,
-		Registerer:     registry,
-		Logger:         logger,
-	})
+	sources, err := o.buildIdentitySources(logger, registry)
 	if err != nil {
 		return nil, err
 	}
-	var tokens auth.TokenAuthenticator = issuer
-	if o.tokenCacheTTL > 0 {
-		tokens = tokencache.New(issuer, tokencache.Options{TTL: o.tokenCacheTTL, MaxEntries: o.tokenCacheSize, Registerer: registry})
-	}
 
 	handler, err := proxy.New(proxy.Config{
-		Upstream:      upstream,
-		Authenticator: auth.RefuseReserved(auth.Bearer(tokens), o.allowReserved),
-		HeaderNames:   o.headerNames(),
-		Limits:        proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes},
-		Transports:    transports,
-		Passthrough:   passthrough,
-		Ready:         issuer.Ready,
-		Logger:        logger,
-		Metrics:       proxy.NewMetrics(registry),
+		Upstream:          upstream,
+		Authenticator:     sources.authenticator,
+		HeaderNames:       o.headerNames(),
+		CredentialHeaders: clientcert.ForwardedCertHeaders(),
+		Limits:            proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes},
+		Transports:        transports,
+		Passthrough:       passthrough,
+		Ready:             sources.ready,
+		Logger:            logger,
+		Metrics:           proxy.NewMetrics(registry),
 	})
 	if err != nil {
 		return nil, err
@@ -177,11 +148,12 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		logger:   logger,
 		registry: registry,
 		handler:  handler,
-		issuer:   issuer,
-		tls: &tls.Config{
+		tls: sources.listenerTLS(&tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{*servingCert},
-		},
+		}),
+		background: sources.background,
+		ready:      sources.ready,
 	}, nil
 }
 
@@ -255,9 +227,11 @@ func (s *server) serve(ctx context.Context, proxyListener, metricsListener net.L
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 
-	issuerCtx, stopIssuer := context.WithCancel(context.Background())
-	defer stopIssuer()
-	go s.issuer.Run(issuerCtx)
+	backgroundCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	for _, run := range s.background {
+		go run(backgroundCtx)
+	}
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- proxyServer.ServeTLS(proxyListener, "", "") }()
@@ -299,7 +273,7 @@ func (s *server) metricsMux() *http.ServeMux {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := s.issuer.Ready(); err != nil {
+		if err := s.ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -13,11 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-type alwaysReady struct{}
-
-func (alwaysReady) Run(ctx context.Context) { <-ctx.Done() }
-func (alwaysReady) Ready() error            { return nil }
-
 // TestShutdownLetsInFlightRequestsFinish is what SIGTERM does: the request
 // started before the signal completes, the listener stops accepting, and
 // serve returns nil (exit 0).
@@ -29,7 +24,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 		opts:     o,
 		logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		registry: prometheus.NewRegistry(),
-		issuer:   alwaysReady{},
+		ready:    func() error { return nil },
 		handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			close(started)
 			time.Sleep(300 * time.Millisecond)
