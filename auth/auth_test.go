@@ -167,3 +167,31 @@ func TestUnrecognised(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckIssuerURL(t *testing.T) {
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"https://login.example.com", true},
+		{"https://login.example.com/realms/k8s", true},
+		{"http://localhost:9998/", true},
+		{"http://127.0.0.5:9998/", true},
+		{"http://[::1]:9998/", true},
+		{"http://login.example.com/", false},
+		{"http://localhost.example.com/", false},
+		{"https://user:pw@login.example.com", false},
+		{"https://login.example.com/?tenant=x", false},
+		{"https://login.example.com/#frag", false},
+		{"https:///path", false},
+		{"ftp://login.example.com", false},
+		{"::not a url", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			if err := CheckIssuerURL(tt.url); (err == nil) != tt.ok {
+				t.Errorf("CheckIssuerURL(%q) = %v, want ok %v", tt.url, err, tt.ok)
+			}
+		})
+	}
+}

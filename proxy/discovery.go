@@ -9,10 +9,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/frontgate/frontgate/auth"
 	"io"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -63,7 +62,7 @@ func (d Discovery) Validate() error {
 		errs = append(errs, errors.New("discovery: no issuer"))
 	}
 	for i, iss := range d.Issuers {
-		if err := checkDiscoveryURL(iss.URL); err != nil {
+		if err := auth.CheckIssuerURL(iss.URL); err != nil {
 			errs = append(errs, fmt.Errorf("discovery: issuer %d URL %q %w", i, iss.URL, err))
 		}
 		if iss.ClientID == "" {
@@ -108,33 +107,6 @@ func certificatesOnly(bundle string) (string, error) {
 		errs = append(errs, errors.New("holds data that is not PEM"))
 	}
 	return out.String(), errors.Join(errs...)
-}
-
-// checkDiscoveryURL accepts an absolute https URL, or http for a loopback
-// host. Its error reads after the quoted URL.
-func checkDiscoveryURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a valid URL: %w", err)
-	}
-	host := u.Hostname()
-	switch {
-	case u.Host == "":
-		return errors.New("has no host")
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (strings.EqualFold(host, "localhost") || isLoopbackIP(host)):
-	default:
-		return errors.New("must use https (http only for a loopback host)")
-	}
-	if u.User != nil {
-		return errors.New("must not contain user information")
-	}
-	return nil
-}
-
-func isLoopbackIP(host string) bool {
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // DiscoveryHandler serves d as JSON at [DiscoveryPath] for GET and HEAD,

@@ -44,6 +44,10 @@ type Config struct {
 	Passthrough *Transports
 	// Ready reports whether requests can be served now; nil means always.
 	Ready func() error
+	// Discovery, when set, answers requests for exactly [DiscoveryPath]
+	// itself, without authentication and without forwarding them (see
+	// [DiscoveryHandler]). It is the listener's only unauthenticated path.
+	Discovery http.Handler
 	// Logger receives one access line per request.
 	Logger *slog.Logger
 	// Metrics records what the proxy does.
@@ -112,6 +116,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var f *forward
 	defer func() { h.finish(rec, r, id, f, start) }()
 
+	if h.cfg.Discovery != nil && r.URL.Path == DiscoveryPath {
+		h.cfg.Discovery.ServeHTTP(rec, r)
+		return
+	}
 	if h.cfg.Ready != nil {
 		if err := h.cfg.Ready(); err != nil {
 			WriteStatus(rec, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "frontgate is not ready: "+err.Error())

@@ -563,3 +563,24 @@ func TestGuardRefusesPassthroughWithIdentityHeaders(t *testing.T) {
 		t.Fatalf("err = %v, sent = %v", err, sent)
 	}
 }
+
+func TestDiscoveryIsServedByFrontgateAndNothingElseBypassesAuthentication(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up, func(c *Config) {
+		c.Discovery = DiscoveryHandler(Discovery{Issuers: []DiscoveryIssuer{{URL: "https://issuer.example", ClientID: "kubernetes"}}})
+		c.Ready = func() error { return errors.New("issuer unreachable") }
+	})
+	resp, body := do(t, p.Client(), "GET", p.URL+DiscoveryPath, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"clientID": "kubernetes"`) {
+		t.Fatalf("discovery: %d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{DiscoveryPath + "/", DiscoveryPath + "x", "/.well-known/openid-configuration", "/.well-known/../api"} {
+		resp, _ := do(t, p.Client(), "GET", p.URL+path, nil)
+		if resp.StatusCode == 200 {
+			t.Errorf("%s answered 200 without authentication", path)
+		}
+	}
+	if n := len(up.seen()); n != 0 {
+		t.Errorf("kube-apiserver saw %d requests, want none", n)
+	}
+}

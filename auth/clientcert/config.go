@@ -33,10 +33,6 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Now returns the current time; nil means time.Now. Tests inject a clock.
 	Now func() time.Time
-
-	// digest identifies the file contents a Config was loaded from (see
-	// Files.Load), so that Watch knows what it starts from.
-	digest [32]byte
 }
 
 // CA is one named set of trust anchors, typically one PEM file given with
@@ -172,7 +168,7 @@ func LoadCRL(path string) ([]*x509.RevocationList, error) {
 
 // Files names the files a Config is read from: the values of
 // --client-ca-file, --client-crl-file and --client-cert-mapping. [Files.Load]
-// reads them at start-up and [Authenticator.Watch] again when they change.
+// reads them at start-up and [Authenticator.Reload] again when they change.
 type Files struct {
 	// CAFiles are --client-ca-file values, "NAME=PATH" or "PATH" (see
 	// [ParseCAFlag]); at least one is required.
@@ -191,13 +187,6 @@ func (f Files) Load() (Config, error) {
 	if len(f.CAFiles) == 0 {
 		return cfg, errors.New("--client-ca-file: at least one CA file is required for client certificate authentication")
 	}
-	// The digest is taken before reading: a file that changes in between
-	// makes Watch load it once more, never miss it.
-	digest, err := f.digest()
-	if err != nil {
-		return cfg, err
-	}
-	cfg.digest = digest
 	var names []string
 	for _, v := range f.CAFiles {
 		name, path, err := ParseCAFlag(v)
@@ -231,24 +220,19 @@ func (f Files) Load() (Config, error) {
 	return cfg, nil
 }
 
-// named is a file and the flag that named it.
-type named struct{ flag, path string }
-
-// paths returns every file f names, for change detection.
-func (f Files) paths() ([]named, error) {
-	var paths []named
+// Paths returns every file f names, for change detection.
+func (f Files) Paths() ([]string, error) {
+	var paths []string
 	for _, v := range f.CAFiles {
 		_, path, err := ParseCAFlag(v)
 		if err != nil {
 			return nil, err
 		}
-		paths = append(paths, named{"--client-ca-file", path})
+		paths = append(paths, path)
 	}
-	for _, p := range f.CRLFiles {
-		paths = append(paths, named{"--client-crl-file", p})
-	}
+	paths = append(paths, f.CRLFiles...)
 	if f.MappingFile != "" {
-		paths = append(paths, named{"--client-cert-mapping", f.MappingFile})
+		paths = append(paths, f.MappingFile)
 	}
 	return paths, nil
 }

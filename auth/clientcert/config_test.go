@@ -1,7 +1,6 @@
 package clientcert
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -179,7 +178,7 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
-func TestWatch(t *testing.T) {
+func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t, "corp")
 	caFile := writeFile(t, dir, "corp.pem", certPEM(ca.cert))
@@ -214,27 +213,31 @@ func TestWatch(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.Watch(ctx, files, 10*time.Millisecond, nil); close(done) }()
-	defer func() { cancel(); <-done }()
-
 	waitFor("v1:alice")
 	writeFile(t, dir, "mapping.yaml", mapping("v2:"))
+	if err := a.Reload(files); err != nil {
+		t.Fatal(err)
+	}
 	waitFor("v2:alice") // trusted proxies and the clock survive the reload
 
 	writeFile(t, dir, "mapping.yaml", []byte(head+"mappings:\n- name: a\n  cas: [corp]\n  username: cert.nope\n"))
-	time.Sleep(100 * time.Millisecond)
+	if err := a.Reload(files); err == nil {
+		t.Fatal("an invalid mapping was accepted")
+	}
 	if got := name(); got != "v2:alice" {
 		t.Fatalf("an invalid file replaced the configuration: %q", got)
 	}
 	os.Remove(mappingFile)
-	time.Sleep(50 * time.Millisecond)
+	if err := a.Reload(files); err == nil {
+		t.Fatal("a missing mapping file was accepted")
+	}
 	if got := name(); got != "v2:alice" {
 		t.Fatalf("a missing file replaced the configuration: %q", got)
 	}
-	writeFile(t, dir, "mapping.yaml", mapping("v3:"))
-	waitFor("v3:alice")
+	paths, err := files.Paths()
+	if err != nil || len(paths) != 2 || paths[1] != mappingFile {
+		t.Fatalf("Paths() = %q, %v", paths, err)
+	}
 }
 
 func TestTLSConfig(t *testing.T) {

@@ -108,7 +108,8 @@
 //
 // Build a [Config] with [Files.Load] (adding TrustedProxies), create the
 // [Authenticator] with [New], give the listener [Authenticator.TLSConfig],
-// run [Authenticator.Watch] for hot reload (or call [Authenticator.Reload],
+// call [Authenticator.Reload] when [Files.Paths] change (package
+// auth/reload does),
 // on SIGHUP for example), put the Authenticator into the
 // auth.Union behind auth.RefuseReserved, and give the proxy
 // [ForwardedCertHeaders] as credential headers to strip from every request

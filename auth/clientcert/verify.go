@@ -28,7 +28,6 @@ type state struct {
 	mapping *Mapping
 	trusted []netip.Prefix
 	now     func() time.Time
-	digest  [32]byte // of the files the configuration came from, if any
 }
 
 // crlEntry is one CRL, with its revoked serials indexed and the result of
@@ -51,7 +50,6 @@ func newState(cfg Config) (*state, error) {
 		crls:    map[string][]*crlEntry{},
 		mapping: cfg.Mapping,
 		now:     cfg.Now,
-		digest:  cfg.digest,
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -2,7 +2,6 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -190,11 +189,11 @@ func TestAuthenticateRejections(t *testing.T) {
 			return handmade(t, map[string]any{"alg": "none", "typ": "JWT"}, e.claims(nil), "")
 		}, reason: auth.ReasonUnsupportedAlg, msg: []string{`"none"`, "--oidc-signing-algs"}},
 		{name: "alg HS256 signed with the RSA kid", token: func(t *testing.T, e *env) string {
-			return signHMAC(t, e.key.kid, e.claims(nil))
+			return signHMAC(t, e.key.KID, e.claims(nil))
 		}, reason: auth.ReasonUnsupportedAlg, msg: []string{`"HS256"`}},
 		{name: "RS384 not configured", token: func(t *testing.T, e *env) string {
 			k := e.key
-			k.alg = jose.RS384
+			k.Alg = jose.RS384
 			return sign(t, k, e.claims(nil))
 		}, reason: auth.ReasonUnsupportedAlg, msg: []string{`"RS384"`, "RS256"}},
 		{name: "ES256 not configured", token: func(t *testing.T, e *env) string {
@@ -218,7 +217,7 @@ func TestAuthenticateRejections(t *testing.T) {
 			return sign(t, rsaKey(t, 1, "unknown"), e.claims(nil))
 		}, reason: auth.ReasonUnknownKey, msg: []string{`"unknown"`}},
 		{name: "signed by another key under a known kid", token: func(t *testing.T, e *env) string {
-			return sign(t, rsaKey(t, 1, e.key.kid), e.claims(nil))
+			return sign(t, rsaKey(t, 1, e.key.KID), e.claims(nil))
 		}, reason: auth.ReasonInvalidSignature, msg: []string{"signature"}},
 		{name: "tampered payload", token: func(t *testing.T, e *env) string {
 			parts := strings.Split(e.token(t, nil), ".")
@@ -292,29 +291,6 @@ func TestAuthenticateRejections(t *testing.T) {
 			wantRejection(t, token, id, ok, err, tt.reason, tt.msg...)
 		})
 	}
-}
-
-// signHMAC signs claims with HS256 and the given kid.
-func signHMAC(t *testing.T, kid string, claims map[string]any) string {
-	t.Helper()
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: secret, KeyID: kid}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // withNull returns claims with name set to JSON null.

@@ -24,8 +24,10 @@
 //     JWKS are used only for their own key type and, when they say so, their
 //     own algorithm and "sig" use; symmetric keys are ignored.
 //   - Tokens from another issuer: their iss claim is compared, byte for byte
-//     as kube-apiserver does, before anything else. Such tokens get an error
-//     with [auth.ReasonInvalidIssuer], which callers treat as "not mine".
+//     as kube-apiserver does (which, like go-oidc, takes "accounts.google.com"
+//     for "https://accounts.google.com"), before anything else. Such tokens
+//     get an error with [auth.ReasonInvalidIssuer], which callers treat as
+//     "not mine".
 //   - Tokens whose username claim is missing, empty or not a string; tokens
 //     whose email_verified claim is present and not true when the username
 //     claim is "email"; tokens missing a required claim or carrying another
@@ -43,6 +45,13 @@
 // (key rotation); refetches are rate-limited and concurrent misses share one
 // fetch, so a flood of forged key IDs cannot turn frontgate into a load
 // generator against the issuer.
+//
+// # Verification and mapping
+//
+// Verification (everything above up to the claims) and the mapping of verified
+// claims to an identity are separate: [New] maps with the --oidc-* rules,
+// while [NewIssuer] takes a [ClaimMapper], which auth/authnconfig uses for
+// the jwt entries of an AuthenticationConfiguration. Both verify alike.
 //
 // The reserved "system:" prefix is not checked here: [auth.RefuseReserved]
 // applies that rule to every identity source alike.

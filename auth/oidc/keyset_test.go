@@ -26,7 +26,7 @@ func TestKeyRotationRefetch(t *testing.T) {
 	rotated := rsaKey(t, 1, "rsa-1")
 	token := sign(t, rotated, e.claims(nil))
 
-	e.is.setKeys(t, rotated)
+	e.is.SetKeys(t, rotated)
 	id, ok, err := e.a.AuthenticateToken(context.Background(), token)
 	if err != nil || !ok {
 		t.Fatalf("token of the rotated key: %v, %v, %v", id, ok, err)
@@ -68,7 +68,7 @@ func TestRefetchRateLimit(t *testing.T) {
 			token := sign(t, rsaKey(t, 1, "forged-"+string(rune('a'+i))), e.claims(nil))
 			id, ok, err := e.a.AuthenticateToken(context.Background(), token)
 			wantRejection(t, token, id, ok, err, auth.ReasonUnknownKey, st.wantMsg)
-			if got := int(e.is.jwksRequests.Load()); got != st.wantFetches {
+			if got := e.is.JWKSRequests(); got != st.wantFetches {
 				t.Errorf("JWKS requests = %d, want %d", got, st.wantFetches)
 			}
 			if got := e.jwksFetches("success"); got != st.wantFetches {
@@ -83,11 +83,9 @@ func TestRefetchRateLimit(t *testing.T) {
 func TestRefetchMergesConcurrentMisses(t *testing.T) {
 	e := newEnv(t, nil)
 	rotated := rsaKey(t, 1, "rsa-1")
-	e.is.setKeys(t, rotated)
+	e.is.SetKeys(t, rotated)
 	gate, entered := make(chan struct{}), make(chan struct{}, 100)
-	e.is.mu.Lock()
-	e.is.jwksGate, e.is.jwksEntered = gate, entered
-	e.is.mu.Unlock()
+	e.is.SetJWKSGate(gate, entered)
 
 	const n = 20
 	token := sign(t, rotated, e.claims(nil))
@@ -108,7 +106,7 @@ func TestRefetchMergesConcurrentMisses(t *testing.T) {
 	for err := range errs {
 		t.Errorf("concurrent caller refused: %v", err)
 	}
-	if got := e.is.jwksRequests.Load(); got != 2 {
+	if got := e.is.JWKSRequests(); got != 2 {
 		t.Errorf("JWKS requests = %d, want 2 (start-up and one shared refetch)", got)
 	}
 }
@@ -117,7 +115,7 @@ func TestRefetchMergesConcurrentMisses(t *testing.T) {
 // the keys already known keep working.
 func TestRefetchFailure(t *testing.T) {
 	e := newEnv(t, nil)
-	e.is.setDown(true)
+	e.is.SetDown(true)
 	token := sign(t, rsaKey(t, 1, "rsa-1"), e.claims(nil))
 	id, ok, err := e.a.AuthenticateToken(context.Background(), token)
 	wantRejection(t, token, id, ok, err, auth.ReasonUnknownKey, "refetching the JWKS failed")
@@ -133,7 +131,7 @@ func TestRefetchFailure(t *testing.T) {
 // and the others still work.
 func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	good := rsaKey(t, 0, "rsa-0")
-	goodJSON, err := good.public().MarshalJSON()
+	goodJSON, err := good.Public().MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +142,7 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	weakJSON, _ := jose.JSONWebKey{Key: &weak.PublicKey, KeyID: "weak", Algorithm: "RS256"}.MarshalJSON()
 	octJSON, _ := jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct", Algorithm: "HS256"}.MarshalJSON()
 	e := newEnv(t, nil, good)
-	e.is.setRawKeys(json.RawMessage(`{"kty":"bogus","kid":"x"}`), octJSON, weakJSON, goodJSON)
+	e.is.SetRawKeys(json.RawMessage(`{"kty":"bogus","kid":"x"}`), octJSON, weakJSON, goodJSON)
 	e.clock.Advance(time.Minute)
 	// Force a refetch with an unknown kid, then use the good key.
 	unknown := sign(t, rsaKey(t, 1, "nope"), e.claims(nil))
@@ -157,7 +155,7 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	if _, ok, err := e.a.AuthenticateToken(context.Background(), e.token(t, nil)); !ok {
 		t.Errorf("good key: %v", err)
 	}
-	weakToken := sign(t, testKey{kid: "weak", alg: jose.RS256, priv: weak}, e.claims(nil))
+	weakToken := sign(t, testKey{KID: "weak", Alg: jose.RS256, Priv: weak}, e.claims(nil))
 	id, ok, err := e.a.AuthenticateToken(context.Background(), weakToken)
 	wantRejection(t, weakToken, id, ok, err, auth.ReasonUnknownKey)
 }

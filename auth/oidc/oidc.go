@@ -3,11 +3,15 @@ package oidc
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/frontgate/frontgate/auth"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,23 +30,28 @@ const (
 )
 
 // Authenticator authenticates OIDC ID tokens of one issuer. It implements
-// auth.TokenAuthenticator. Create it with [New], start [Authenticator.Run]
-// and check [Authenticator.Ready]; it is safe for concurrent use.
+// auth.TokenAuthenticator. Create it with [New] (kube-apiserver's --oidc-*
+// flags) or [NewIssuer] (a [ClaimMapper] of the caller's), start
+// [Authenticator.Run] and check [Authenticator.Ready]; it is safe for
+// concurrent use.
+//
+// Verification (issuer, signature, algorithm, audience, expiry) is the same
+// for both constructors; only the mapping of verified claims to an identity
+// differs.
 type Authenticator struct {
-	issuer         string
-	clientID       string
-	usernameClaim  string
-	usernamePrefix string
-	groupsClaim    string
-	groupsPrefix   string
-	uidClaim       string
-	extraClaims    map[string]string
-	requiredClaims map[string]string
-	algs           []string
-	now            func() time.Time
-	log            *slog.Logger
-	client         *http.Client
-	jwksFetches    *prometheus.CounterVec
+	issuer       string
+	discoveryURL string
+	audiences    []string
+	// audienceText names the accepted audiences in messages.
+	audienceText string
+	algs         []string
+	// algsHint names the setting of the algorithms in messages, if any.
+	algsHint    string
+	mapper      ClaimMapper
+	now         func() time.Time
+	log         *slog.Logger
+	client      *http.Client
+	jwksFetches *prometheus.CounterVec
 
 	// Timings of Run; tests shorten them.
 	backoffMin, backoffMax, refreshInterval time.Duration
@@ -61,32 +70,92 @@ type verifierState struct {
 	keys     *remoteKeySet
 }
 
-// New validates opts and returns an Authenticator that is not ready until
-// [Authenticator.Run] has reached the issuer. It does no network I/O. Errors
-// name the flag to fix, for example "--oidc-client-id is required".
+// New validates opts and returns an Authenticator that maps claims as
+// kube-apiserver's legacy --oidc-* flags do. It is not ready until
+// [Authenticator.Run] has reached the issuer, and does no network I/O.
+// Errors name the flag to fix, for example "--oidc-client-id is required".
 func New(opts Options) (*Authenticator, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	m := &legacyMapper{
+		usernameClaim:  opts.UsernameClaim,
+		usernamePrefix: opts.UsernamePrefix,
+		groupsClaim:    opts.GroupsClaim,
+		groupsPrefix:   opts.GroupsPrefix,
+		uidClaim:       opts.UIDClaim,
+		extraClaims:    maps.Clone(opts.ExtraClaims),
+		requiredClaims: maps.Clone(opts.RequiredClaims),
+	}
+	if m.usernameClaim == "" {
+		m.usernameClaim = DefaultUsernameClaim
+	}
+	return newAuthenticator(settings{
+		issuer:       opts.IssuerURL,
+		audiences:    []string{opts.ClientID},
+		audienceText: fmt.Sprintf("the client ID %q (--oidc-client-id)", opts.ClientID),
+		algs:         opts.SigningAlgs,
+		algsHint:     "--oidc-signing-algs",
+		mapper:       m,
+		rootCAs:      opts.RootCAs,
+		registerer:   opts.Registerer,
+		logger:       opts.Logger,
+		now:          opts.Now,
+	})
+}
+
+// NewIssuer validates opts and returns an Authenticator that verifies tokens
+// of opts.IssuerURL exactly as [New] does, and hands the verified claims to
+// opts.Mapper. Like New, it does no network I/O.
+func NewIssuer(opts IssuerOptions) (*Authenticator, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	text := opts.AudienceDescription
+	if text == "" {
+		text = "any of the audiences " + quoteList(opts.Audiences)
+	}
+	return newAuthenticator(settings{
+		issuer:       opts.IssuerURL,
+		discoveryURL: opts.DiscoveryURL,
+		audiences:    dedupe(opts.Audiences),
+		audienceText: text,
+		algs:         opts.SigningAlgs,
+		mapper:       opts.Mapper,
+		rootCAs:      opts.RootCAs,
+		registerer:   opts.Registerer,
+		logger:       opts.Logger,
+		now:          opts.Now,
+	})
+}
+
+// settings are the validated inputs common to New and NewIssuer.
+type settings struct {
+	issuer, discoveryURL   string
+	audiences              []string
+	audienceText, algsHint string
+	algs                   []string
+	mapper                 ClaimMapper
+	rootCAs                *x509.CertPool
+	registerer             prometheus.Registerer
+	logger                 *slog.Logger
+	now                    func() time.Time
+}
+
+func newAuthenticator(s settings) (*Authenticator, error) {
 	a := &Authenticator{
-		issuer:          opts.IssuerURL,
-		clientID:        opts.ClientID,
-		usernameClaim:   opts.UsernameClaim,
-		usernamePrefix:  opts.UsernamePrefix,
-		groupsClaim:     opts.GroupsClaim,
-		groupsPrefix:    opts.GroupsPrefix,
-		uidClaim:        opts.UIDClaim,
-		extraClaims:     maps.Clone(opts.ExtraClaims),
-		requiredClaims:  maps.Clone(opts.RequiredClaims),
-		algs:            dedupe(opts.SigningAlgs),
-		now:             opts.Now,
-		log:             opts.Logger,
+		issuer:          s.issuer,
+		discoveryURL:    s.discoveryURL,
+		audiences:       s.audiences,
+		audienceText:    s.audienceText,
+		algs:            dedupe(s.algs),
+		algsHint:        s.algsHint,
+		mapper:          s.mapper,
+		now:             s.now,
+		log:             s.logger,
 		backoffMin:      defaultBackoffMin,
 		backoffMax:      defaultBackoffMax,
 		refreshInterval: defaultRefreshInterval,
-	}
-	if a.usernameClaim == "" {
-		a.usernameClaim = DefaultUsernameClaim
 	}
 	if len(a.algs) == 0 {
 		a.algs = []string{DefaultSigningAlg}
@@ -100,8 +169,16 @@ func New(opts Options) (*Authenticator, error) {
 	a.log = a.log.With("issuer", a.issuer)
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
-	a.client = &http.Client{Transport: transport, Timeout: httpTimeout}
+	transport.TLSClientConfig = &tls.Config{RootCAs: s.rootCAs, MinVersion: tls.VersionTLS12}
+	var rt http.RoundTripper = transport
+	if a.discoveryURL != "" {
+		rt = &discoveryRoundTripper{
+			base:      transport,
+			wellKnown: strings.TrimSuffix(a.issuer, "/") + wellKnownPath,
+			discovery: a.discoveryURL,
+		}
+	}
+	a.client = &http.Client{Transport: rt, Timeout: httpTimeout}
 
 	fetches := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "frontgate_oidc_jwks_fetches_total",
@@ -109,11 +186,36 @@ func New(opts Options) (*Authenticator, error) {
 	}, []string{"result"})
 	fetches.WithLabelValues("success")
 	fetches.WithLabelValues("error")
-	if err := register(opts.Registerer, &fetches); err != nil {
+	if err := register(s.registerer, &fetches); err != nil {
 		return nil, err
 	}
 	a.jwksFetches = fetches
 	return a, nil
+}
+
+// wellKnownPath is where discovery documents live under the issuer URL.
+const wellKnownPath = "/.well-known/openid-configuration"
+
+// discoveryRoundTripper reads the discovery document from another URL than
+// the issuer's, as kube-apiserver does for issuer.discoveryURL: only a GET of
+// exactly the issuer's well-known URL is redirected.
+type discoveryRoundTripper struct {
+	base      http.RoundTripper
+	wellKnown string
+	discovery string
+}
+
+func (d *discoveryRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet || r.URL.String() != d.wellKnown {
+		return d.base.RoundTrip(r)
+	}
+	u, err := url.Parse(d.discovery)
+	if err != nil {
+		return nil, err
+	}
+	clone := r.Clone(r.Context())
+	clone.URL, clone.Host = u, ""
+	return d.base.RoundTrip(clone)
 }
 
 // register registers *c on reg, or reuses the collector already registered
@@ -219,15 +321,17 @@ func (a *Authenticator) discover(ctx context.Context) error {
 	if doc.JWKSURI == "" {
 		return errors.New("discovery: the discovery document has no jwks_uri")
 	}
-	if err := checkURL(doc.JWKSURI); err != nil {
+	if err := auth.CheckIssuerURL(doc.JWKSURI); err != nil {
 		return fmt.Errorf("discovery: jwks_uri %q %w", doc.JWKSURI, err)
 	}
 	keys := newRemoteKeySet(doc.JWKSURI, a.client, a.algs, a.now, a.jwksFetches, a.log)
 	if err := keys.fetch(ctx); err != nil {
 		return fmt.Errorf("fetching the JWKS: %w", err)
 	}
+	// The audience is checked by AuthenticateToken against a.audiences, as
+	// kube-apiserver does for its MatchAny policy.
 	verifier := oidc.NewVerifier(a.issuer, keys, &oidc.Config{
-		ClientID:             a.clientID,
+		SkipClientIDCheck:    true,
 		SupportedSigningAlgs: a.algs,
 		Now:                  a.now,
 	})

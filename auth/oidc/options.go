@@ -4,9 +4,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/frontgate/frontgate/auth"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +73,69 @@ type Options struct {
 	Now func() time.Time
 }
 
+// IssuerOptions configure an [Authenticator] made by [NewIssuer]: token
+// verification as for [Options], with the mapping of verified claims to an
+// identity left to Mapper.
+type IssuerOptions struct {
+	// IssuerURL is the issuer, as for Options.IssuerURL.
+	IssuerURL string
+	// DiscoveryURL optionally replaces IssuerURL+"/.well-known/openid-configuration"
+	// as the location of the discovery document, as an
+	// AuthenticationConfiguration's issuer.discoveryURL does. The document
+	// must still name IssuerURL as its issuer. The same URL rules apply.
+	DiscoveryURL string
+	// Audiences are required; a token's aud claim must contain at least one
+	// of them (kube-apiserver's audienceMatchPolicy MatchAny).
+	Audiences []string
+	// AudienceDescription names the accepted audiences in rejection
+	// messages, for example "the audiences of jwt[0].issuer.audiences";
+	// empty means they are listed.
+	AudienceDescription string
+	// RootCAs verify the issuer's TLS certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// SigningAlgs are the accepted signature algorithms, as for
+	// Options.SigningAlgs; [DefaultSigningAlg] when empty.
+	SigningAlgs []string
+	// Mapper turns verified claims into an identity; required.
+	Mapper ClaimMapper
+	// Registerer receives the package's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives discovery and JWKS events; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// validate checks opts without any I/O and returns every problem joined.
+func (opts *IssuerOptions) validate() error {
+	var errs []error
+	if opts.IssuerURL == "" {
+		errs = append(errs, errors.New("the issuer URL is required"))
+	} else if err := auth.CheckIssuerURL(opts.IssuerURL); err != nil {
+		errs = append(errs, fmt.Errorf("issuer URL %q %w", opts.IssuerURL, err))
+	}
+	if opts.DiscoveryURL != "" {
+		if err := auth.CheckIssuerURL(opts.DiscoveryURL); err != nil {
+			errs = append(errs, fmt.Errorf("discovery URL %q %w", opts.DiscoveryURL, err))
+		}
+	}
+	if len(opts.Audiences) == 0 {
+		errs = append(errs, errors.New("at least one audience is required"))
+	}
+	if slices.Contains(opts.Audiences, "") {
+		errs = append(errs, errors.New("an audience must not be empty"))
+	}
+	for _, alg := range opts.SigningAlgs {
+		if !slices.Contains(supportedSigningAlgs, alg) {
+			errs = append(errs, fmt.Errorf("signing algorithm %q is not supported; use some of %s", alg, strings.Join(supportedSigningAlgs, ", ")))
+		}
+	}
+	if opts.Mapper == nil {
+		errs = append(errs, errors.New("a claim mapper is required"))
+	}
+	return errors.Join(errs...)
+}
+
 // UsernamePrefixFor resolves the effective username prefix from the
 // --oidc-username-prefix flag with kube-apiserver's rules: when the flag is
 // not set, the prefix is issuerURL+"#" unless the username claim is "email",
@@ -98,7 +160,7 @@ func (opts *Options) validate() error {
 	var errs []error
 	if opts.IssuerURL == "" {
 		errs = append(errs, errors.New("--oidc-issuer-url is required"))
-	} else if err := checkURL(opts.IssuerURL); err != nil {
+	} else if err := auth.CheckIssuerURL(opts.IssuerURL); err != nil {
 		errs = append(errs, fmt.Errorf("--oidc-issuer-url %q %w", opts.IssuerURL, err))
 	}
 	if opts.ClientID == "" {
@@ -123,40 +185,6 @@ func (opts *Options) validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// checkURL accepts an absolute https URL, or http for a loopback host, without
-// user info, query or fragment. Its error reads after the quoted URL.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a valid URL: %w", err)
-	}
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return errors.New("must use https (http is accepted only for a loopback host such as localhost or 127.0.0.1)")
-	}
-	if u.Host == "" {
-		return errors.New("has no host")
-	}
-	if u.User != nil {
-		return errors.New("must not contain user information")
-	}
-	if u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
-		return errors.New("must not contain a query or a fragment")
-	}
-	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // checkExtraKey accepts what kube-apiserver accepts as an extra key in an

@@ -127,8 +127,8 @@ func TestNewDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.usernameClaim != "sub" {
-		t.Errorf("username claim = %q, want sub", a.usernameClaim)
+	if m := a.mapper.(*legacyMapper); m.usernameClaim != "sub" {
+		t.Errorf("username claim = %q, want sub", m.usernameClaim)
 	}
 	if len(a.algs) != 1 || a.algs[0] != "ES256" {
 		t.Errorf("algs = %q, want [ES256]", a.algs)

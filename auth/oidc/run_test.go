@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 func TestReadinessIssuerDownThenUp(t *testing.T) {
 	key := rsaKey(t, 0, "rsa-0")
 	is := newTestIssuer(t, key)
-	is.setDown(true)
+	is.SetDown(true)
 	clock := newTestClock()
 	logs := &syncBuffer{}
 	a, err := New(Options{
@@ -97,7 +97,7 @@ func TestReadinessIssuerDownThenUp(t *testing.T) {
 	wantRejection(t, token, id, ok, err, auth.ReasonIssuerUnavailable)
 
 	eventually(t, "two logged attempts", func() bool { return strings.Count(logs.String(), "retrying") >= 2 })
-	is.setDown(false)
+	is.SetDown(false)
 	eventually(t, "readiness", func() bool { return a.Ready() == nil })
 	if id, ok, err := a.AuthenticateToken(context.Background(), token); !ok {
 		t.Fatalf("after recovery: %v, %v", id, err)
@@ -121,9 +121,7 @@ func TestReadinessFailures(t *testing.T) {
 		{
 			name: "discovery names another issuer",
 			setup: func(is *testIssuer, o *Options) {
-				is.mu.Lock()
-				defer is.mu.Unlock()
-				is.discoveryIssuer = is.URL() + "/"
+				is.SetDiscoveryIssuer(is.URL() + "/")
 			},
 			wantErr: "issuer",
 		},
@@ -135,9 +133,7 @@ func TestReadinessFailures(t *testing.T) {
 		{
 			name: "JWKS unavailable",
 			setup: func(is *testIssuer, o *Options) {
-				is.mu.Lock()
-				defer is.mu.Unlock()
-				is.keysDown = true
+				is.SetKeysDown(true)
 			},
 			wantErr: "JWKS",
 		},
@@ -167,7 +163,7 @@ func TestReadinessFailures(t *testing.T) {
 // Run returns promptly when its context ends, even while backing off.
 func TestRunStopsWithContext(t *testing.T) {
 	is := newTestIssuer(t)
-	is.setDown(true)
+	is.SetDown(true)
 	a, err := New(Options{IssuerURL: is.URL(), ClientID: testClientID, RootCAs: is.CAs()})
 	if err != nil {
 		t.Fatal(err)

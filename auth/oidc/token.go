@@ -26,6 +26,35 @@ const (
 	source = "oidc"
 )
 
+// Claims are the claims of a token, by name, as undecoded JSON values.
+type Claims map[string]json.RawMessage
+
+// Token is a token whose signature, issuer, audience and validity period
+// have been verified.
+type Token struct {
+	// Issuer is the configured issuer URL the token was verified against.
+	Issuer string
+	// Audience is the token's aud claim; it contains at least one of the
+	// configured audiences.
+	Audience []string
+	// Expiry is the token's exp claim.
+	Expiry time.Time
+	// Claims are all the token's claims, registered ones included.
+	Claims Claims
+}
+
+// ClaimMapper turns the verified claims of a token into an identity. It is
+// the part of an [Authenticator] that differs between kube-apiserver's
+// legacy --oidc-* flags ([New]) and other configurations ([NewIssuer]).
+type ClaimMapper interface {
+	// MapClaims returns the identity of t, or an error saying why t is
+	// refused; errors should be an *auth.Error with a precise Reason and a
+	// message that never contains the token. The Authenticator sets the
+	// identity's Expires itself. MapClaims must be safe for concurrent use
+	// and must not keep or modify t.
+	MapClaims(ctx context.Context, t *Token) (*auth.Identity, error)
+}
+
 // AuthenticateToken implements auth.TokenAuthenticator. A token from another
 // issuer is refused with [auth.ReasonInvalidIssuer], so that callers can tell
 // it apart; every other rejection carries the precise reason. Apart from a
@@ -51,7 +80,10 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*a
 	if err != nil {
 		return nil, false, a.classify(err, result)
 	}
-	var c claims
+	if !a.audienceMatches(idToken.Audience) {
+		return nil, false, a.audienceError(idToken.Audience, nil)
+	}
+	var c Claims
 	if err := idToken.Claims(&c); err != nil {
 		return nil, false, &auth.Error{Reason: auth.ReasonMalformedToken, Message: "the token's claims are not a JSON object", Err: err}
 	}
@@ -61,12 +93,96 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*a
 			Message: fmt.Sprintf("token was issued at %s, which is in the future; check the clocks of the issuer and of frontgate", formatTime(idToken.IssuedAt)),
 		}
 	}
-	id, err := a.identity(c)
+	id, err := a.mapper.MapClaims(ctx, &Token{Issuer: a.issuer, Audience: idToken.Audience, Expiry: idToken.Expiry, Claims: c})
 	if err != nil {
 		return nil, false, err
 	}
+	if id == nil {
+		return nil, false, &auth.Error{Reason: auth.ReasonInvalidIdentity, Message: "the claim mapper returned no identity"}
+	}
 	id.Expires = idToken.Expiry
 	return id, true, nil
+}
+
+// audienceMatches reports whether aud contains one of the accepted audiences.
+func (a *Authenticator) audienceMatches(aud []string) bool {
+	return slices.ContainsFunc(aud, func(s string) bool { return slices.Contains(a.audiences, s) })
+}
+
+func (a *Authenticator) audienceError(aud []string, err error) error {
+	return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include %s", quoteList(aud), a.audienceText), Err: err}
+}
+
+// UnverifiedIssuer returns the iss claim of token without verifying
+// anything, so that a caller holding several issuers can choose the one to
+// ask. As go-oidc and kube-apiserver do, "accounts.google.com" is returned as
+// "https://accounts.google.com". Errors are *auth.Error: MalformedToken for
+// anything but a compact JWS with JSON header and payload, InvalidIssuer for
+// a token without iss.
+func UnverifiedIssuer(token string) (string, error) {
+	_, payload, err := parseUnverified(token)
+	if err != nil {
+		return "", err
+	}
+	return issuerOf(payload)
+}
+
+// Google's ID tokens may name their issuer without the scheme.
+const (
+	googleIssuer         = "https://accounts.google.com"
+	googleIssuerNoScheme = "accounts.google.com"
+)
+
+// issuerOf returns the unverified iss claim of payload.
+func issuerOf(payload Claims) (string, error) {
+	raw, ok := payload["iss"]
+	if !ok {
+		return "", &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: "token has no issuer (iss) claim"}
+	}
+	var iss string
+	if err := json.Unmarshal(raw, &iss); err != nil {
+		return "", &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token's issuer (iss) claim is not a string", Err: err}
+	}
+	if iss == googleIssuerNoScheme {
+		iss = googleIssuer
+	}
+	return iss, nil
+}
+
+// parseUnverified splits a compact JWS and decodes its header and payload,
+// verifying nothing.
+func parseUnverified(token string) (map[string]json.RawMessage, Claims, error) {
+	malformed := func(msg string, err error) error {
+		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: msg, Err: err}
+	}
+	if len(token) > maxTokenBytes {
+		return nil, nil, malformed(fmt.Sprintf("token is longer than %d bytes", maxTokenBytes), nil)
+	}
+	parts := strings.Split(token, ".")
+	switch len(parts) {
+	case 3:
+	case 5:
+		return nil, nil, malformed("token is an encrypted JWT (JWE); only signed ID tokens (JWS) are accepted", nil)
+	default:
+		return nil, nil, malformed("token is not a JWT: it must have three base64url parts separated by dots", nil)
+	}
+	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, nil, malformed("token is not a JWT: its header is not base64url", err)
+	}
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(rawHeader, &header); err != nil || header == nil {
+		return nil, nil, malformed("token is not a JWT: its header is not a JSON object", err)
+	}
+	rawPayload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, nil, malformed("token is not a JWT: its payload is not base64url", err)
+	}
+	var payload Claims
+	if err := json.Unmarshal(rawPayload, &payload); err != nil || payload == nil {
+		return nil, nil, malformed("token is not a JWT: its payload is not a JSON object", err)
+	}
+	return header, payload, nil
 }
 
 // precheck refuses, without any cryptography, what is not a compact JWS of
@@ -75,55 +191,35 @@ func (a *Authenticator) precheck(token string) error {
 	malformed := func(msg string, err error) error {
 		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: msg, Err: err}
 	}
-	if len(token) > maxTokenBytes {
-		return malformed(fmt.Sprintf("token is longer than %d bytes", maxTokenBytes), nil)
-	}
-	parts := strings.Split(token, ".")
-	switch len(parts) {
-	case 3:
-	case 5:
-		return malformed("token is an encrypted JWT (JWE); only signed ID tokens (JWS) are accepted", nil)
-	default:
-		return malformed("token is not a JWT: it must have three base64url parts separated by dots", nil)
-	}
-	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
+	header, payload, err := parseUnverified(token)
 	if err != nil {
-		return malformed("token is not a JWT: its header is not base64url", err)
-	}
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(rawHeader, &header); err != nil || header == nil {
-		return malformed("token is not a JWT: its header is not a JSON object", err)
-	}
-	rawPayload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return malformed("token is not a JWT: its payload is not base64url", err)
-	}
-	var payload claims
-	if err := json.Unmarshal(rawPayload, &payload); err != nil || payload == nil {
-		return malformed("token is not a JWT: its payload is not a JSON object", err)
+		return err
 	}
 	// The issuer comes first: a token of another issuer is "not mine",
 	// whatever else is wrong with it.
-	raw, ok := payload["iss"]
-	if !ok {
-		return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token has no issuer (iss) claim; the configured issuer is %q", a.issuer)}
-	}
-	var iss string
-	if err := json.Unmarshal(raw, &iss); err != nil {
-		return malformed("token's issuer (iss) claim is not a string", err)
+	iss, err := issuerOf(payload)
+	if err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) && ae.Reason == auth.ReasonInvalidIssuer {
+			return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token has no issuer (iss) claim; the configured issuer is %q", a.issuer)}
+		}
+		return err
 	}
 	if iss != a.issuer {
 		return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not the configured issuer %q", quote(iss), a.issuer)}
 	}
-
 	var alg string
 	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
 		return malformed("token header has no algorithm (alg)", nil)
 	}
 	if !slices.Contains(a.algs, alg) {
-		return &auth.Error{Reason: auth.ReasonUnsupportedAlg, Message: fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s (--oidc-signing-algs)", quote(alg), strings.Join(a.algs, ", "))}
+		msg := fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s", quote(alg), strings.Join(a.algs, ", "))
+		if a.algsHint != "" {
+			msg += " (" + a.algsHint + ")"
+		}
+		return &auth.Error{Reason: auth.ReasonUnsupportedAlg, Message: msg}
 	}
-	if parts[2] == "" {
+	if strings.HasSuffix(token, ".") { // parseUnverified found three parts
 		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token has an empty signature"}
 	}
 	if _, ok := header["crit"]; ok {
@@ -171,13 +267,11 @@ func (a *Authenticator) classify(err error, result *sigResult) error {
 	case result.payload == nil:
 		// go-oidc refused the token before asking the key set.
 		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is not a well-formed signed JWT", Err: err}
-	case errors.As(err, &expired):
-		if expired.Expiry.IsZero() {
-			return &auth.Error{Reason: auth.ReasonMissingClaim, Message: "token has no expiry (exp) claim", Err: err}
-		}
-		return &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at " + formatTime(expired.Expiry), Err: err}
 	}
 
+	// The signature verified. go-oidc checks the audience before the
+	// validity period; so does this classification, as the audience is
+	// checked after go-oidc's Verify.
 	var c struct {
 		Audience  json.RawMessage `json:"aud"`
 		NotBefore *json.Number    `json:"nbf"`
@@ -186,8 +280,14 @@ func (a *Authenticator) classify(err error, result *sigResult) error {
 		return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token has a registered claim of the wrong type (sub, aud, exp, iat and nbf must have their standard JSON types)", Err: err}
 	}
 	aud, _ := stringOrArray(c.Audience)
-	if !slices.Contains(aud, a.clientID) {
-		return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include the client ID %q (--oidc-client-id)", quoteList(aud), a.clientID), Err: err}
+	if !a.audienceMatches(aud) {
+		return a.audienceError(aud, err)
+	}
+	if errors.As(err, &expired) {
+		if expired.Expiry.IsZero() {
+			return &auth.Error{Reason: auth.ReasonMissingClaim, Message: "token has no expiry (exp) claim", Err: err}
+		}
+		return &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at " + formatTime(expired.Expiry), Err: err}
 	}
 	if c.NotBefore != nil {
 		if f, ferr := c.NotBefore.Float64(); ferr == nil {
@@ -219,92 +319,6 @@ func validStandardClaims(payload []byte) bool {
 		}
 	}
 	return true
-}
-
-// claims are the claims of a token, undecoded.
-type claims map[string]json.RawMessage
-
-// identity maps verified claims to an identity with kube-apiserver's rules.
-func (a *Authenticator) identity(c claims) (*auth.Identity, error) {
-	for _, name := range sortedKeys(a.requiredClaims) {
-		want := a.requiredClaims[name]
-		raw, ok := c[name]
-		if !ok {
-			return nil, &auth.Error{Reason: auth.ReasonMissingClaim, Message: fmt.Sprintf("token has no %q claim, which --oidc-required-claim requires to be %q", name, want)}
-		}
-		var got string
-		if err := json.Unmarshal(raw, &got); err != nil {
-			return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q is not a string, but --oidc-required-claim requires it to be %q", name, want)}
-		}
-		if got != want {
-			return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q is %s, but --oidc-required-claim requires %q", name, quote(got), want)}
-		}
-	}
-
-	raw, ok := c[a.usernameClaim]
-	if !ok {
-		return nil, &auth.Error{Reason: auth.ReasonMissingClaim, Message: fmt.Sprintf("token has no %q claim, which --oidc-username-claim names as the username", a.usernameClaim)}
-	}
-	var username string
-	if err := json.Unmarshal(raw, &username); err != nil {
-		return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q (--oidc-username-claim) is not a string", a.usernameClaim)}
-	}
-	if username == "" {
-		return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q (--oidc-username-claim) is empty", a.usernameClaim)}
-	}
-	if a.usernameClaim == "email" {
-		if raw, ok := c["email_verified"]; ok {
-			var verified bool
-			if err := json.Unmarshal(raw, &verified); err != nil {
-				return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "claim \"email_verified\" is not a boolean"}
-			}
-			if !verified {
-				return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("email %s is not verified (email_verified is false)", quote(username))}
-			}
-		}
-	}
-	id := &auth.Identity{Name: a.usernamePrefix + username, Source: source}
-
-	if a.groupsClaim != "" {
-		if raw, ok := c[a.groupsClaim]; ok {
-			groups, ok := stringOrArray(raw)
-			if !ok {
-				return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q (--oidc-groups-claim) is not a string or an array of strings", a.groupsClaim)}
-			}
-			for _, g := range groups {
-				if g != "" {
-					id.Groups = append(id.Groups, a.groupsPrefix+g)
-				}
-			}
-		}
-	}
-
-	if a.uidClaim != "" {
-		raw, ok := c[a.uidClaim]
-		if !ok {
-			return nil, &auth.Error{Reason: auth.ReasonMissingClaim, Message: fmt.Sprintf("token has no %q claim, which is configured as the UID claim", a.uidClaim)}
-		}
-		if err := json.Unmarshal(raw, &id.UID); err != nil {
-			return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q (the UID claim) is not a string", a.uidClaim)}
-		}
-	}
-
-	for _, key := range sortedKeys(a.extraClaims) {
-		name := a.extraClaims[key]
-		raw, ok := c[name]
-		if !ok || string(raw) == "null" {
-			continue
-		}
-		values, ok := stringOrArray(raw)
-		if !ok {
-			return nil, &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("claim %q (mapped to extra %q) is not a string or an array of strings", name, key)}
-		}
-		if id.Extra == nil {
-			id.Extra = make(map[string][]string, len(a.extraClaims))
-		}
-		id.Extra[key] = values
-	}
-	return id, nil
 }
 
 // stringOrArray decodes a claim that is a string or an array of strings; JSON

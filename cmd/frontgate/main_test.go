@@ -142,6 +142,14 @@ func TestValidateNamesTheFlagAndTheFix(t *testing.T) {
 			o.oidc.issuerURL, o.oidc.clientID = "", ""
 			o.clientCAFiles = []string{"ca.crt"}
 		}, ""},
+		{"authentication config alone", func(o *serveOptions) {
+			o.oidc.issuerURL, o.oidc.clientID = "", ""
+			o.authenticationConfig = "authn.yaml"
+		}, ""},
+		{"authentication config with oidc flags", func(o *serveOptions) {
+			o.authenticationConfig = "authn.yaml"
+			o.oidcFlagsSet = []string{"--oidc-issuer-url"}
+		}, "--authentication-config and the --oidc-* flags are mutually exclusive"},
 		{"mapping without CA", func(o *serveOptions) { o.clientCertMapping = "m.yaml" }, "need --client-ca-file"},
 		{"bad listen", func(o *serveOptions) { o.listen = "8443" }, "--listen \"8443\""},
 		{"bad log format", func(o *serveOptions) { o.logFormat = "xml" }, "--log-format \"xml\": use text or json"},

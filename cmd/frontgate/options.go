@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -26,6 +27,10 @@ type serveOptions struct {
 	usernameHeaders, groupHeaders, uidHeaders, extraHeaderPrefixes []string
 
 	oidc oidcOptions
+	// oidcFlagsSet are the --oidc-* flags given, by name.
+	oidcFlagsSet []string
+
+	authenticationConfig string
 
 	clientCAFiles, clientCRLFiles []string
 	clientCertMapping             string
@@ -38,6 +43,8 @@ type serveOptions struct {
 	allowReserved          []string
 	maxGroups              int
 	maxIdentityHeaderBytes int
+
+	discoveryCAFile string
 
 	metricsListen       string
 	logFormat, logLevel string
@@ -112,6 +119,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.oidc.uidClaim, "oidc-uid-claim", o.oidc.uidClaim, "claim that holds the user's UID (frontgate extension)")
 	fs.StringToStringVar(&o.oidc.extraClaims, "oidc-extra-claim", o.oidc.extraClaims, "key=claim: forward the claim (string or array) as the extra attribute key, e.g. example.com/team=team (frontgate extension); repeatable")
 
+	fs.StringVar(&o.authenticationConfig, "authentication-config", o.authenticationConfig, "kube-apiserver AuthenticationConfiguration file (apiserver.config.k8s.io/v1 or v1beta1): several issuers, CEL claim mappings and validation rules; one issuer may appear with several audiences; hot-reloaded; excludes the --oidc-* flags")
 	fs.StringArrayVar(&o.clientCAFiles, "client-ca-file", o.clientCAFiles, "CA bundle, as PATH or NAME=PATH, whose client certificates authenticate users (mTLS requested, not required, so token users still work); repeatable")
 	fs.StringVar(&o.clientCertMapping, "client-cert-mapping", o.clientCertMapping, "YAML file mapping client certificates to identities with CEL (docs/client-certificates.md); default: CN is the user, O are the groups")
 	fs.StringArrayVar(&o.clientCRLFiles, "client-crl-file", o.clientCRLFiles, "certificate revocation list (PEM or DER) for --client-ca-file; repeatable")
@@ -125,6 +133,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.maxGroups, "max-groups", o.maxGroups, "most groups one identity may carry; more is answered with 431")
 	fs.IntVar(&o.maxIdentityHeaderBytes, "max-identity-header-bytes", o.maxIdentityHeaderBytes, "largest total size of one request's identity headers; more is answered with 431")
 
+	fs.StringVar(&o.discoveryCAFile, "discovery-ca-file", o.discoveryCAFile, "CA bundle published in /.well-known/frontgate for clients to verify frontgate's serving certificate (frontgate kubeconfig --from); certificates only")
 	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "address of the plain-HTTP listener for /metrics, /healthz and /readyz")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
@@ -134,6 +143,12 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 // complete records which optional flags were set, after flags and config.
 func (o *serveOptions) complete(fs *pflag.FlagSet) {
 	o.oidc.usernamePrefixSet = fs.Changed("oidc-username-prefix")
+	o.oidcFlagsSet = nil
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed && strings.HasPrefix(f.Name, "oidc-") {
+			o.oidcFlagsSet = append(o.oidcFlagsSet, "--"+f.Name)
+		}
+	})
 }
 
 // headerNames returns the configured identity header names.
@@ -161,8 +176,11 @@ func (o *serveOptions) validate() error {
 		errs = append(errs, err)
 	}
 	switch {
+	case o.authenticationConfig != "" && len(o.oidcFlagsSet) > 0:
+		add("--authentication-config and the --oidc-* flags are mutually exclusive, as in kube-apiserver: move %s into a jwt entry of the file", strings.Join(o.oidcFlagsSet, ", "))
+	case o.authenticationConfig != "":
 	case o.oidc.issuerURL == "" && o.oidc.clientID == "" && len(o.clientCAFiles) == 0:
-		add("no identity source: set --oidc-issuer-url and --oidc-client-id, or --client-ca-file")
+		add("no identity source: set --oidc-issuer-url and --oidc-client-id, --authentication-config, or --client-ca-file")
 	case (o.oidc.issuerURL == "") != (o.oidc.clientID == ""):
 		add("--oidc-issuer-url and --oidc-client-id go together; give both")
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -17,6 +18,13 @@ type deps struct {
 	getenv         func(string) string
 	// signalContext returns a context cancelled on SIGINT or SIGTERM.
 	signalContext func() (context.Context, context.CancelFunc)
+	// openBrowser opens a URL in the user's browser without waiting for
+	// the user (login).
+	openBrowser func(url string) error
+	// userCacheDir is where login caches tokens unless --cache-dir is given.
+	userCacheDir func() (string, error)
+	// now is the clock of login's token cache.
+	now func() time.Time
 }
 
 func defaultDeps() deps {
@@ -27,6 +35,9 @@ func defaultDeps() deps {
 		signalContext: func() (context.Context, context.CancelFunc) {
 			return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		},
+		openBrowser:  systemBrowser(os.Getenv),
+		userCacheDir: os.UserCacheDir,
+		now:          time.Now,
 	}
 }
 
@@ -48,6 +59,9 @@ its own front-proxy client certificate. kube-apiserver trusts it through its
 		newFlagsCommand(d),
 		newPKICommand(d),
 		newVersionCommand(d),
+		newLoginCommand(d),
+		newLogoutCommand(d),
+		newKubeconfigCommand(d),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -121,6 +122,18 @@ func (o *serveOptions) build(d deps) (*server, error) {
 	sources, err := o.buildIdentitySources(logger, registry)
 	if err != nil {
 		return nil, err
+	}
+
+	discovery := proxy.Discovery{Issuers: sources.issuers}
+	if o.discoveryCAFile != "" {
+		bundle, err := os.ReadFile(o.discoveryCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--discovery-ca-file: %w", err)
+		}
+		discovery.CABundle = string(bundle)
+	}
+	if err := discovery.Validate(); err != nil {
+		return nil, fmt.Errorf("the discovery document (%s) cannot be served: %w", proxy.DiscoveryPath, err)
 	}
 
 	handler, err := proxy.New(proxy.Config{

@@ -20,6 +20,9 @@ type FrontgateOptions struct {
 	ClientID string
 	// Args are further flags, e.g. --oidc-groups-claim amr.
 	Args []string
+	// AuthenticationConfig, when set, is passed as --authentication-config
+	// instead of the --oidc-issuer-url and --oidc-client-id flags.
+	AuthenticationConfig string
 	// NoWait returns as soon as the metrics listener answers /healthz,
 	// without waiting for /readyz (for starting frontgate before its issuer).
 	NoWait bool
@@ -81,10 +84,13 @@ func (c *Cluster) StartFrontgate(ctx context.Context, opts FrontgateOptions) (*F
 			"--upstream-ca-file", c.CAFile,
 			"--proxy-client-cert-file", c.frontgateFile("proxy-client.crt"),
 			"--proxy-client-key-file", c.frontgateFile("proxy-client.key"),
-			"--oidc-issuer-url", opts.Issuer,
-			"--oidc-client-id", opts.ClientID,
 			"--log-format", "json",
 		}, opts.Args...)
+		if opts.AuthenticationConfig != "" {
+			f.Args = append(f.Args, "--authentication-config", opts.AuthenticationConfig)
+		} else {
+			f.Args = append(f.Args, "--oidc-issuer-url", opts.Issuer, "--oidc-client-id", opts.ClientID)
+		}
 		c.logf("starting frontgate %s (metrics %s): %s", f.URL, f.MetricsURL, strings.Join(opts.Args, " "))
 		f.Process, err = c.start(fmt.Sprintf("frontgate-%d", n), c.FrontgateBinary, f.Args, nil)
 		if err != nil {
