@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -191,6 +192,27 @@ func TestCheckIssuerURL(t *testing.T) {
 		t.Run(tt.url, func(t *testing.T) {
 			if err := CheckIssuerURL(tt.url); (err == nil) != tt.ok {
 				t.Errorf("CheckIssuerURL(%q) = %v, want ok %v", tt.url, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	tests := []struct {
+		name, got, want string
+	}{
+		{"plain", Quote("alice"), `"alice"`},
+		{"control characters escaped", Quote("a\r\nb"), `"a\r\nb"`},
+		{"long value cut on a rune boundary", Quote(long), strconv.Quote(strings.Repeat("é", 128) + "…")},
+		{"list", QuoteList([]string{"a", "b"}), `["a", "b"]`},
+		{"long list", QuoteList(strings.Split("1,2,3,4,5,6,7,8,9,10", ",")), `["1", "2", "3", "4", "5", "6", "7", "8", …]`},
+		{"truncate short", Truncate("abc", 5), "abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %s, want %s", tt.got, tt.want)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,24 +20,31 @@ var errUnauthenticatedForward = errors.New("request has no identity established 
 // transports and only if it carries no identity header at all. It then picks
 // the HTTP/1.1 transport for upgrades and the HTTP/2-capable one otherwise.
 type guard struct {
-	identity    identityMatcher
+	identity identityMatcher
+	upstream atomic.Pointer[upstreamTransports]
+	metrics  *Metrics
+}
+
+// upstreamTransports are the transports in use; replaced as a whole when
+// credentials rotate.
+type upstreamTransports struct {
 	transports  Transports
 	passthrough *Transports
-	metrics     *Metrics
 }
 
 // RoundTrip implements http.RoundTripper.
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := forwardFrom(req.Context())
+	up := g.upstream.Load()
 	var transports *Transports
 	switch {
 	case f == nil:
 	case f.passthrough:
-		if g.passthrough != nil && !g.carriesIdentity(req.Header) {
-			transports = g.passthrough
+		if up.passthrough != nil && !g.carriesIdentity(req.Header) {
+			transports = up.passthrough
 		}
 	case g.carriesExactly(req.Header, f.headers):
-		transports = &g.transports
+		transports = &up.transports
 	}
 	if transports == nil {
 		if req.Body != nil {

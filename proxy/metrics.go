@@ -14,6 +14,7 @@ type Metrics struct {
 	inFlight         prometheus.Gauge
 	upgradedOpen     *prometheus.GaugeVec
 	upgrades         *prometheus.CounterVec
+	upgradedBytes    *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's collectors and registers them with reg.
@@ -54,8 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "frontgate_upgrades_total",
 			Help: "Upgrade requests forwarded, by protocol and result (switched, refused, error).",
 		}, []string{"protocol", "result"}),
+		upgradedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontgate_upgraded_bytes_total",
+			Help: "Bytes copied over upgraded connections, by protocol and direction (to_upstream: from the client to kube-apiserver; to_client: back).",
+		}, []string{"protocol", "direction"}),
 	}
 	reg.MustRegister(m.requests, m.requestDuration, m.authentications, m.authDuration,
-		m.upstreamDuration, m.inFlight, m.upgradedOpen, m.upgrades)
+		m.upstreamDuration, m.inFlight, m.upgradedOpen, m.upgrades, m.upgradedBytes)
 	return m
 }

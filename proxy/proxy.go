@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/frontgate/frontgate/auth"
@@ -61,7 +63,23 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	identity identityMatcher
+	guard    *guard
 	proxy    *httputil.ReverseProxy
+}
+
+// SetTransports puts new transports in use, for example after the
+// front-proxy certificate or the upstream CA rotated. Requests that have
+// started (watches, exec sessions) finish on the old transports, whose idle
+// connections are closed; every new request uses the new ones. Whether
+// passthrough is on is fixed by [New]: passthrough is used only if it was
+// configured there.
+func (h *Handler) SetTransports(t Transports, passthrough *Transports) {
+	if h.cfg.Passthrough == nil {
+		passthrough = nil
+	}
+	old := h.guard.upstream.Swap(&upstreamTransports{transports: t, passthrough: passthrough})
+	old.transports.closeIdleConnections()
+	old.passthrough.closeIdleConnections()
 }
 
 // New returns the proxy handler for cfg.
@@ -76,12 +94,15 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, identity: newIdentityMatcher(cfg.HeaderNames, cfg.CredentialHeaders...)}
+	h.guard = &guard{identity: h.identity, metrics: cfg.Metrics}
+	h.guard.upstream.Store(&upstreamTransports{transports: cfg.Transports, passthrough: cfg.Passthrough})
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      &guard{identity: h.identity, transports: cfg.Transports, passthrough: cfg.Passthrough, metrics: cfg.Metrics},
+		Transport:      h.guard,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		BufferPool:     copyBuffers,
 	}
 	return h, nil
 }
@@ -96,6 +117,9 @@ type forward struct {
 	passthrough bool
 	upgrade     string // "websocket", "spdy", other lower-case protocol, or ""
 	switched    atomic.Bool
+	// upstreamProto is the protocol kube-apiserver answered with
+	// ("HTTP/2.0", "HTTP/1.1"), for the access log.
+	upstreamProto string
 }
 
 type forwardKey struct{}
@@ -205,16 +229,28 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse makes a refused upgrade close the client's connection; the
-// upgrade transport closes kube-apiserver's (CVE-2018-1002105).
+// upgrade transport closes kube-apiserver's (CVE-2018-1002105). A switched
+// connection is counted, and so are the bytes copied over it.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	f := forwardFrom(resp.Request.Context())
-	if f == nil || f.upgrade == "" {
+	if f == nil {
+		return nil
+	}
+	f.upstreamProto = resp.Proto
+	if f.upgrade == "" {
 		return nil
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		f.switched.Store(true)
 		h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "switched").Inc()
 		h.cfg.Metrics.upgradedOpen.WithLabelValues(f.upgrade).Inc()
+		if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = &countingConn{
+				ReadWriteCloser: conn,
+				toClient:        h.cfg.Metrics.upgradedBytes.WithLabelValues(f.upgrade, "to_client"),
+				toUpstream:      h.cfg.Metrics.upgradedBytes.WithLabelValues(f.upgrade, "to_upstream"),
+			}
+		}
 		return nil
 	}
 	h.cfg.Metrics.upgrades.WithLabelValues(f.upgrade, "refused").Inc()
@@ -263,6 +299,10 @@ func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *f
 		slog.Duration("duration", elapsed),
 		slog.Int64("bytes", rec.bytes),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("proto", r.Proto),
+	}
+	if f != nil && f.upstreamProto != "" {
+		attrs = append(attrs, slog.String("upstream_proto", f.upstreamProto))
 	}
 	switch {
 	case id != nil:
@@ -329,3 +369,31 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 // Unwrap returns the original writer for http.ResponseController.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// countingConn is kube-apiserver's side of a switched connection, counting
+// the bytes copied each way. It keeps CloseWrite, with which the reverse
+// proxy passes a client's half-close on to kube-apiserver.
+type countingConn struct {
+	io.ReadWriteCloser
+	toClient, toUpstream prometheus.Counter
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Read(p)
+	c.toClient.Add(float64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Write(p)
+	c.toUpstream.Add(float64(n))
+	return n, err
+}
+
+// CloseWrite half-closes the connection to kube-apiserver.
+func (c *countingConn) CloseWrite() error {
+	if cw, ok := c.ReadWriteCloser.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("CloseWrite: %w", http.ErrNotSupported)
+}

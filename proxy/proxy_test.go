@@ -80,19 +80,30 @@ var tokens = auth.AuthenticatorFunc(func(r *http.Request) (*auth.Identity, bool,
 })
 
 func newTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) *httptest.Server {
-	srv, _ := newTestProxyWithMetrics(t, up, mutate...)
-	return srv
+	return startTestProxy(t, up, mutate...).server
 }
 
 func newTestProxyWithMetrics(t *testing.T, up *upstream, mutate ...func(*Config)) (*httptest.Server, *prometheus.Registry) {
+	p := startTestProxy(t, up, mutate...)
+	return p.server, p.registry
+}
+
+// testProxy is frontgate's handler on a TLS test server in front of up.
+type testProxy struct {
+	server   *httptest.Server
+	handler  *Handler
+	registry *prometheus.Registry
+}
+
+// startTestProxy serves a handler for up with the fake authenticator and a
+// client certificate with CN frontgate; mutate adjusts the configuration.
+func startTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) testProxy {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	u, _ := url.Parse(up.URL)
-	base := up.Client().Transport.(*http.Transport)
-	clientCert := testClientCertificate(t)
 	cfg := Config{
 		Upstream: u, Authenticator: tokens, HeaderNames: DefaultHeaderNames(), Limits: DefaultLimits(),
-		Transports: NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs, ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil }}),
+		Transports: upstreamTransportsFor(up, testClientCertificate(t)),
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics:    NewMetrics(reg),
 	}
@@ -107,7 +118,16 @@ func newTestProxyWithMetrics(t *testing.T, up *upstream, mutate ...func(*Config)
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return srv, reg
+	return testProxy{server: srv, handler: h, registry: reg}
+}
+
+// upstreamTransportsFor reaches up presenting cert (nil: no certificate).
+func upstreamTransportsFor(up *upstream, cert *tls.Certificate) Transports {
+	cfg := UpstreamTLS{RootCAs: up.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+	if cert != nil {
+		cfg.ClientCertificate = func() (*tls.Certificate, error) { return cert, nil }
+	}
+	return NewTransports(cfg)
 }
 
 // gauge returns the value of a gauge with the given label, or 0.
@@ -259,8 +279,8 @@ func TestUpstreamUnreachableAnswers502(t *testing.T) {
 func TestGuardRefusesRequestsWithoutFrontgateIdentity(t *testing.T) {
 	sent := false
 	send := roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })
-	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry()),
-		transports: Transports{Ordinary: send, Upgrade: send}}
+	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry())}
+	g.upstream.Store(&upstreamTransports{transports: Transports{Ordinary: send, Upgrade: send}})
 	want := http.Header{"X-Remote-User": {"alice"}, "X-Remote-Group": {"devs"}}
 	tests := []struct {
 		name   string
@@ -457,12 +477,17 @@ func TestUpgradeSwitchesAndCopiesBothWays(t *testing.T) {
 // testClientCertificate makes a self-signed client certificate.
 func testClientCertificate(t *testing.T) *tls.Certificate {
 	t.Helper()
+	return testClientCertificateCN(t, "frontgate")
+}
+
+func testClientCertificateCN(t *testing.T, cn string) *tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "frontgate"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -498,8 +523,7 @@ func TestTokenPassthrough(t *testing.T) {
 		}
 	})
 	up := newUpstream(t, nil)
-	base := up.Client().Transport.(*http.Transport)
-	passthrough := NewTransports(UpstreamTLS{RootCAs: base.TLSClientConfig.RootCAs})
+	passthrough := upstreamTransportsFor(up, nil)
 	enabled := newTestProxy(t, up, func(c *Config) { c.Authenticator = foreign; c.Passthrough = &passthrough })
 	disabled := newTestProxy(t, up, func(c *Config) { c.Authenticator = foreign })
 
@@ -554,8 +578,8 @@ func TestTokenPassthrough(t *testing.T) {
 func TestGuardRefusesPassthroughWithIdentityHeaders(t *testing.T) {
 	sent := false
 	send := roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, errors.New("unreachable") })
-	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry()),
-		transports: Transports{Ordinary: send, Upgrade: send}, passthrough: &Transports{Ordinary: send, Upgrade: send}}
+	g := &guard{identity: newIdentityMatcher(DefaultHeaderNames()), metrics: NewMetrics(prometheus.NewRegistry())}
+	g.upstream.Store(&upstreamTransports{transports: Transports{Ordinary: send, Upgrade: send}, passthrough: &Transports{Ordinary: send, Upgrade: send}})
 	req, _ := http.NewRequest("GET", "https://upstream/api", nil)
 	req.Header = http.Header{"Authorization": {"Bearer x"}, "X-Remote-User": {"admin"}}
 	req = req.WithContext(context.WithValue(req.Context(), forwardKey{}, &forward{passthrough: true}))
@@ -582,5 +606,46 @@ func TestDiscoveryIsServedByFrontgateAndNothingElseBypassesAuthentication(t *tes
 	}
 	if n := len(up.seen()); n != 0 {
 		t.Errorf("kube-apiserver saw %d requests, want none", n)
+	}
+}
+
+func TestSetTransportsRotatesCredentialsWithoutCuttingStreams(t *testing.T) {
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		cn := r.TLS.PeerCertificates[0].Subject.CommonName
+		if r.URL.Query().Get("watch") == "true" {
+			_, _ = io.WriteString(w, "first event from "+cn+"\n")
+			w.(http.Flusher).Flush()
+			<-release
+			_, _ = io.WriteString(w, "second event\n")
+			return
+		}
+		_, _ = io.WriteString(w, cn)
+	})
+	p := startTestProxy(t, up, func(c *Config) { c.Transports = upstreamTransportsFor(up, testClientCertificateCN(t, "frontgate-1")) })
+	client := p.server.Client()
+
+	req, _ := http.NewRequest("GET", p.server.URL+"/api/v1/configmaps?watch=true", nil)
+	req.Header.Set("Authorization", "Bearer alice")
+	watch, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Body.Close()
+	events := bufio.NewReader(watch.Body)
+	if line, _ := events.ReadString('\n'); line != "first event from frontgate-1\n" {
+		t.Fatalf("watch: %q", line)
+	}
+
+	p.handler.SetTransports(upstreamTransportsFor(up, testClientCertificateCN(t, "frontgate-2")), nil)
+
+	for i := range 3 {
+		if _, body := do(t, client, "GET", p.server.URL+"/api", http.Header{"Authorization": {"Bearer alice"}}); body != "frontgate-2" {
+			t.Fatalf("request %d after the rotation presented %q, want frontgate-2", i, body)
+		}
+	}
+	close(release)
+	if line, err := events.ReadString('\n'); line != "second event\n" {
+		t.Fatalf("the open watch was cut by the rotation: %q, %v", line, err)
 	}
 }

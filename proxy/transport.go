@@ -106,3 +106,16 @@ func clientTLS(cfg UpstreamTLS) *tls.Config {
 	}
 	return c
 }
+
+// closeIdleConnections closes the idle connections of every transport that
+// can; connections busy with a request (a watch, an exec session) stay.
+func (t *Transports) closeIdleConnections() {
+	if t == nil {
+		return
+	}
+	for _, rt := range []http.RoundTripper{t.Ordinary, t.Upgrade} {
+		if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}

@@ -63,7 +63,7 @@ func NewAuthenticator(cfg *Config, opts Options) (*Authenticator, error) {
 			paths = append(paths, e.path)
 		}
 		var mapper oidc.ClaimMapper = first
-		description := fmt.Sprintf("any of the audiences %s of %s.issuer.audiences", quoteList(first.spec.Issuer.Audiences), first.path)
+		description := fmt.Sprintf("any of the audiences %s of %s.issuer.audiences", auth.QuoteList(first.spec.Issuer.Audiences), first.path)
 		if len(entries) > 1 {
 			mapper = &issuerMapper{issuer: iss, entries: entries}
 			description = fmt.Sprintf("any of the audiences of %s (issuer.audiences)", strings.Join(paths, ", "))
@@ -117,18 +117,50 @@ func (a *Authenticator) Ready() error {
 // the configuration does not name is refused with [auth.ReasonInvalidIssuer],
 // as auth/oidc does, so that callers can treat it as "not mine".
 func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*auth.Identity, bool, error) {
+	ia, err := a.issuerOf(token)
+	if err != nil {
+		return nil, false, err
+	}
+	return ia.AuthenticateToken(ctx, token)
+}
+
+// issuerOf returns the authenticator of the issuer named by token's
+// (unverified) iss claim.
+func (a *Authenticator) issuerOf(token string) (*oidc.Authenticator, error) {
 	iss, err := oidc.UnverifiedIssuer(token)
 	if err != nil {
 		if auth.ReasonOf(err) == auth.ReasonInvalidIssuer {
-			return nil, false, &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token has no issuer (iss) claim; the configured issuers are %s", quoteList(a.order))}
+			return nil, &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token has no issuer (iss) claim; the configured issuers are %s", auth.QuoteList(a.order))}
 		}
-		return nil, false, err
+		return nil, err
 	}
 	ia, ok := a.issuers[iss]
 	if !ok {
-		return nil, false, &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not a configured issuer %s", quote(iss), quoteList(a.order))}
+		return nil, &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not a configured issuer %s", auth.Quote(iss), auth.QuoteList(a.order))}
 	}
-	return ia.AuthenticateToken(ctx, token)
+	return ia, nil
+}
+
+// Explain reports, for `frontgate explain` only, how a would treat token:
+// the issuer its iss claim selects, then that issuer's
+// oidc.Authenticator.Explain, whose MappedBy names the jwt entry chosen by
+// the token's audience and whose checks include every claimValidationRule
+// and userValidationRule of that entry, each with its result. Like
+// oidc.Authenticator.Explain it verifies no signature and does no network
+// I/O; the request path never calls it.
+func (a *Authenticator) Explain(ctx context.Context, token string) *oidc.Explanation {
+	ia, err := a.issuerOf(token)
+	if err != nil {
+		rule, requirement := "issuer (iss)", "one of "+auth.QuoteList(a.order)
+		if auth.ReasonOf(err) == auth.ReasonMalformedToken {
+			rule, requirement = "format", "a signed JWT (compact JWS)"
+		}
+		return &oidc.Explanation{
+			Checks: []oidc.Check{{Rule: rule, Requirement: requirement, Outcome: oidc.CheckFailed, Message: err.Error()}},
+			Err:    err,
+		}
+	}
+	return ia.Explain(ctx, token)
 }
 
 // issuerMapper chooses among the entries of one issuer by the token's
@@ -141,20 +173,39 @@ type issuerMapper struct {
 
 // MapClaims implements oidc.ClaimMapper.
 func (m *issuerMapper) MapClaims(ctx context.Context, t *oidc.Token) (*auth.Identity, error) {
+	e, err := m.choose(t.Audience)
+	if err != nil {
+		return nil, err
+	}
+	return e.MapClaims(ctx, t)
+}
+
+// ExplainClaims implements oidc.ClaimExplainer: the choice of entry, then
+// the chosen entry's explanation.
+func (m *issuerMapper) ExplainClaims(ctx context.Context, t *oidc.Token) (string, []oidc.Check) {
+	e, err := m.choose(t.Audience)
+	if err != nil {
+		return "", []oidc.Check{{Rule: "jwt entry", Requirement: "the token's audience selects exactly one entry of issuer " + auth.Quote(m.issuer), Outcome: oidc.CheckFailed, Message: err.Error()}}
+	}
+	return e.ExplainClaims(ctx, t)
+}
+
+// choose returns the one entry whose audiences aud contains.
+func (m *issuerMapper) choose(aud []string) (*entry, error) {
 	var matched []*entry
 	var paths []string
 	for _, e := range m.entries {
-		if e.acceptsAudience(t.Audience) {
+		if e.acceptsAudience(aud) {
 			matched = append(matched, e)
 			paths = append(paths, e.path)
 		}
 	}
 	switch len(matched) {
 	case 1:
-		return matched[0].MapClaims(ctx, t)
+		return matched[0], nil
 	case 0:
-		return nil, &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s matches no entry of issuer %q", quoteList(t.Audience), m.issuer)}
+		return nil, &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s matches no entry of issuer %q", auth.QuoteList(aud), m.issuer)}
 	default:
-		return nil, &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s matches several entries of issuer %q (%s), so the mapping to use is ambiguous; a token must carry the audiences of one entry only", quoteList(t.Audience), m.issuer, strings.Join(paths, ", "))}
+		return nil, &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s matches several entries of issuer %q (%s), so the mapping to use is ambiguous; a token must carry the audiences of one entry only", auth.QuoteList(aud), m.issuer, strings.Join(paths, ", "))}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	celgo "github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types/traits"
@@ -94,76 +92,201 @@ func missing(format string, args ...any) error {
 // evalError reports an expression that failed at run time. CEL's messages
 // name keys and types, not values of the token.
 func evalError(path string, err error) error {
-	return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("%s could not be evaluated: %s", path, truncate(err.Error(), 512)), Err: err}
+	return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("%s could not be evaluated: %s", path, auth.Truncate(err.Error(), 512)), Err: err}
 }
 
 // checkClaimRules applies claimValidationRules: claim/requiredValue pairs in
-// file order, then the CEL expressions.
+// file order, then the CEL expressions. It returns the first failure.
 func (e *entry) checkClaimRules(ctx context.Context, c oidc.Claims, claims traits.Mapper) error {
+	var failed error
+	e.visitClaimRules(ctx, c, claims, func(_, _ string, err error) bool {
+		failed = err
+		return err == nil
+	})
+	return failed
+}
+
+// visitClaimRules applies claimValidationRules in checkClaimRules' order
+// and calls visit with each rule's field path, its requirement and nil or
+// the error refusing the token, until visit returns false. When the CEL
+// rules cannot be evaluated at all, visit is called once for the list.
+func (e *entry) visitClaimRules(ctx context.Context, c oidc.Claims, claims traits.Mapper, visit func(path, requirement string, err error) bool) {
 	for i, rule := range e.spec.ClaimValidationRules {
 		if rule.Claim == "" {
 			continue
 		}
 		path := fmt.Sprintf("%s.claimValidationRules[%d]", e.path, i)
-		raw, ok := c[rule.Claim]
-		if !ok {
-			return missing("token has no %q claim, which %s requires to be %q", rule.Claim, path, rule.RequiredValue)
-		}
-		var got string
-		if err := json.Unmarshal(raw, &got); err != nil {
-			return invalid("claim %q is not a string, but %s requires it to be %q", rule.Claim, path, rule.RequiredValue)
-		}
-		if got != rule.RequiredValue {
-			return invalid("claim %q is %s, but %s requires %q", rule.Claim, quote(got), path, rule.RequiredValue)
+		if !visit(path, fmt.Sprintf("claim %q is %q", rule.Claim, rule.RequiredValue), claimRule(c, path, rule.Claim, rule.RequiredValue)) {
+			return
 		}
 	}
 	if e.cel.ClaimValidationRules == nil {
-		return nil
+		return
 	}
 	results, err := e.cel.ClaimValidationRules.EvalClaimMappings(ctx, claims)
 	if err != nil {
-		return evalError(e.path+".claimValidationRules", err)
+		visit(e.path+".claimValidationRules", "", evalError(e.path+".claimValidationRules", err))
+		return
 	}
-	return checkRules(results, e.claimRulePaths, auth.ReasonInvalidClaim, "token")
+	visitRules(results, e.claimRulePaths, auth.ReasonInvalidClaim, "token", visit)
 }
 
-// checkUserRules applies userValidationRules to the mapped user.
+// claimRule applies one claim/requiredValue rule at path.
+func claimRule(c oidc.Claims, path, claim, want string) error {
+	raw, ok := c[claim]
+	if !ok {
+		return missing("token has no %q claim, which %s requires to be %q", claim, path, want)
+	}
+	var got string
+	if err := json.Unmarshal(raw, &got); err != nil {
+		return invalid("claim %q is not a string, but %s requires it to be %q", claim, path, want)
+	}
+	if got != want {
+		return invalid("claim %q is %s, but %s requires %q", claim, auth.Quote(got), path, want)
+	}
+	return nil
+}
+
+// checkUserRules applies userValidationRules to the mapped user and returns
+// the first failure.
 func (e *entry) checkUserRules(ctx context.Context, info *user.DefaultInfo) error {
+	var failed error
+	e.visitUserRules(ctx, info, func(_, _ string, err error) bool {
+		failed = err
+		return err == nil
+	})
+	return failed
+}
+
+// visitUserRules applies userValidationRules as visitClaimRules applies
+// claimValidationRules.
+func (e *entry) visitUserRules(ctx context.Context, info *user.DefaultInfo, visit func(path, requirement string, err error) bool) {
 	if e.cel.UserValidationRules == nil {
-		return nil
+		return
 	}
 	results, err := e.cel.UserValidationRules.EvalUser(ctx, userValue(info))
 	if err != nil {
-		return &auth.Error{Reason: auth.ReasonInvalidIdentity, Message: fmt.Sprintf("%s.userValidationRules could not be evaluated: %s", e.path, truncate(err.Error(), 512)), Err: err}
+		visit(e.path+".userValidationRules", "", &auth.Error{Reason: auth.ReasonInvalidIdentity, Message: fmt.Sprintf("%s.userValidationRules could not be evaluated: %s", e.path, auth.Truncate(err.Error(), 512)), Err: err})
+		return
 	}
-	return checkRules(results, e.userRulePaths, auth.ReasonInvalidIdentity, fmt.Sprintf("user %s", quote(info.Name)))
+	visitRules(results, e.userRulePaths, auth.ReasonInvalidIdentity, fmt.Sprintf("user %s", auth.Quote(info.Name)), visit)
 }
 
-// checkRules refuses the first rule that did not evaluate to true, with the
-// rule's message.
-func checkRules(results []authenticationcel.EvaluationResult, paths map[string]string, reason, subject string) error {
+// visitRules calls visit for each evaluated rule with its path, its
+// expression and nil when it returned true, else the error refusing the
+// token with the rule's message, until visit returns false.
+func visitRules(results []authenticationcel.EvaluationResult, paths map[string]string, reason, subject string, visit func(path, requirement string, err error) bool) {
 	for _, r := range results {
 		expr := r.ExpressionAccessor.GetExpression()
 		path := paths[expr]
-		if r.EvalResult.Type() != celgo.BoolType {
-			return &auth.Error{Reason: reason, Message: fmt.Sprintf("%s must return a boolean, not %s", path, r.EvalResult.Type().TypeName())}
+		if !visit(path, expr, ruleError(r, path, reason, subject)) {
+			return
 		}
-		if r.EvalResult.Value().(bool) {
-			continue
-		}
-		var message string
-		switch a := r.ExpressionAccessor.(type) {
-		case *authenticationcel.ClaimValidationCondition:
-			message = a.Message
-		case *authenticationcel.UserValidationCondition:
-			message = a.Message
-		}
-		if message == "" {
-			message = fmt.Sprintf("expression %q is false", expr)
-		}
-		return &auth.Error{Reason: reason, Message: fmt.Sprintf("%s fails %s: %s", subject, path, message)}
 	}
-	return nil
+}
+
+// ruleError is nil when the rule's result is true, else the error refusing
+// the token with the rule's message.
+func ruleError(r authenticationcel.EvaluationResult, path, reason, subject string) error {
+	if r.EvalResult.Type() != celgo.BoolType {
+		return &auth.Error{Reason: reason, Message: fmt.Sprintf("%s must return a boolean, not %s", path, r.EvalResult.Type().TypeName())}
+	}
+	if r.EvalResult.Value().(bool) {
+		return nil
+	}
+	var message string
+	switch a := r.ExpressionAccessor.(type) {
+	case *authenticationcel.ClaimValidationCondition:
+		message = a.Message
+	case *authenticationcel.UserValidationCondition:
+		message = a.Message
+	}
+	if message == "" {
+		message = fmt.Sprintf("expression %q is false", r.ExpressionAccessor.GetExpression())
+	}
+	return &auth.Error{Reason: reason, Message: fmt.Sprintf("%s fails %s: %s", subject, path, message)}
+}
+
+// ExplainClaims implements oidc.ClaimExplainer for `frontgate explain`:
+// every claimValidationRule, each claim mapping and every
+// userValidationRule, with their results, evaluated by the functions
+// MapClaims uses. userValidationRules are skipped when the claims do not
+// map to a user.
+func (e *entry) ExplainClaims(ctx context.Context, t *oidc.Token) (string, []oidc.Check) {
+	c := t.Claims
+	var checks []oidc.Check
+	add := func(rule, requirement string, err error, passed string) {
+		check := oidc.Check{Rule: rule, Requirement: requirement, Outcome: oidc.CheckPassed, Message: passed}
+		if err != nil {
+			check.Outcome, check.Message = oidc.CheckFailed, err.Error()
+		}
+		checks = append(checks, check)
+	}
+	visit := func(path, requirement string, err error) bool {
+		add(path, requirement, err, "")
+		return true
+	}
+	m := e.spec.ClaimMappings
+	if err := e.checkDistributedGroups(c); err != nil {
+		add(e.path+".claimMappings.groups.claim", m.Groups.Claim+" is not a distributed claim", err, "")
+	}
+	var claims traits.Mapper
+	if e.cel.Username != nil || e.cel.Groups != nil || e.cel.UID != nil || e.cel.Extra != nil || e.cel.ClaimValidationRules != nil {
+		claims = claimsValue(c)
+	}
+	e.visitClaimRules(ctx, c, claims, visit)
+
+	info := &user.DefaultInfo{}
+	var mapErr error
+	note := func(err error) {
+		if mapErr == nil {
+			mapErr = err
+		}
+	}
+	var err error
+	info.Name, err = e.username(ctx, c, claims)
+	add(e.path+".claimMappings.username", mapping(m.Username.Claim, m.Username.Expression), err, "username "+auth.Quote(info.Name))
+	note(err)
+	info.Groups, err = e.groups(ctx, c, claims)
+	if m.Groups.Claim != "" || m.Groups.Expression != "" {
+		add(e.path+".claimMappings.groups", mapping(m.Groups.Claim, m.Groups.Expression), err, plural(len(info.Groups), "group"))
+	}
+	note(err)
+	info.UID, err = e.uid(ctx, c, claims)
+	if m.UID.Claim != "" || m.UID.Expression != "" {
+		add(e.path+".claimMappings.uid", mapping(m.UID.Claim, m.UID.Expression), err, "")
+	}
+	note(err)
+	info.Extra, err = e.extra(ctx, c, claims)
+	if len(m.Extra) > 0 {
+		add(e.path+".claimMappings.extra", plural(len(m.Extra), "key"), err, plural(len(info.Extra), "attribute"))
+	}
+	note(err)
+
+	if mapErr != nil {
+		for i, r := range e.spec.UserValidationRules {
+			checks = append(checks, oidc.Check{Rule: fmt.Sprintf("%s.userValidationRules[%d]", e.path, i), Requirement: r.Expression, Outcome: oidc.CheckSkipped, Message: "not evaluated: the claims do not map to a user"})
+		}
+		return e.path, checks
+	}
+	e.visitUserRules(ctx, info, visit)
+	return e.path, checks
+}
+
+// plural says "1 group", "2 groups".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// mapping describes a claim mapping by its claim or its expression.
+func mapping(claim, expression string) string {
+	if claim != "" {
+		return "claim " + strconv.Quote(claim)
+	}
+	return expression
 }
 
 // username maps claimMappings.username.
@@ -204,7 +327,7 @@ func (e *entry) username(ctx context.Context, c oidc.Claims, claims traits.Mappe
 				return "", invalid("claim \"email_verified\" is not a boolean")
 			}
 			if !verified {
-				return "", invalid("email %s is not verified (email_verified is false)", quote(name))
+				return "", invalid("email %s is not verified (email_verified is false)", auth.Quote(name))
 			}
 		}
 	}
@@ -365,39 +488,11 @@ func (e *entry) checkDistributedGroups(c oidc.Claims) error {
 	}
 	ep, ok := sources[src]
 	if !ok {
-		return invalid("token's \"_claim_names\" names the source %s for %q, which \"_claim_sources\" lacks", quote(src), claim)
+		return invalid("token's \"_claim_names\" names the source %s for %q, which \"_claim_sources\" lacks", auth.Quote(src), claim)
 	}
 	if ep.Endpoint == "" {
 		return nil
 	}
 	return invalid("the groups claim %q (%s.claimMappings.groups.claim) is a distributed claim, which frontgate does not resolve; "+
 		"configure the identity provider to put the groups in the token (for Entra ID group overage, see docs/identity-providers.md)", claim, e.path)
-}
-
-// quote quotes a value taken from a token for a message, shortened so that a
-// hostile token cannot inflate logs.
-func quote(s string) string { return strconv.Quote(truncate(s, 256)) }
-
-// truncate shortens s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-// quoteList quotes up to 8 values.
-func quoteList(list []string) string {
-	quoted := make([]string, 0, len(list))
-	for i, s := range list {
-		if i == 8 {
-			quoted = append(quoted, "…")
-			break
-		}
-		quoted = append(quoted, quote(s))
-	}
-	return "[" + strings.Join(quoted, ", ") + "]"
 }

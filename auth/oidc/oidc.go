@@ -113,7 +113,7 @@ func NewIssuer(opts IssuerOptions) (*Authenticator, error) {
 	}
 	text := opts.AudienceDescription
 	if text == "" {
-		text = "any of the audiences " + quoteList(opts.Audiences)
+		text = "any of the audiences " + auth.QuoteList(opts.Audiences)
 	}
 	return newAuthenticator(settings{
 		issuer:       opts.IssuerURL,
@@ -310,7 +310,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (a *Authenticator) discover(ctx context.Context) error {
 	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, a.client), a.issuer)
 	if err != nil {
-		return fmt.Errorf("discovery: %s", truncate(err.Error(), 512))
+		return fmt.Errorf("discovery: %s", auth.Truncate(err.Error(), 512))
 	}
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
@@ -30,7 +28,8 @@ const (
 type Claims map[string]json.RawMessage
 
 // Token is a token whose signature, issuer, audience and validity period
-// have been verified.
+// have been verified — except in [Authenticator.Explain], which hands the
+// unverified claims of a token to the mapper to explain them offline.
 type Token struct {
 	// Issuer is the configured issuer URL the token was verified against.
 	Issuer string
@@ -110,7 +109,7 @@ func (a *Authenticator) audienceMatches(aud []string) bool {
 }
 
 func (a *Authenticator) audienceError(aud []string, err error) error {
-	return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include %s", quoteList(aud), a.audienceText), Err: err}
+	return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include %s", auth.QuoteList(aud), a.audienceText), Err: err}
 }
 
 // UnverifiedIssuer returns the iss claim of token without verifying
@@ -206,14 +205,14 @@ func (a *Authenticator) precheck(token string) error {
 		return err
 	}
 	if iss != a.issuer {
-		return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not the configured issuer %q", quote(iss), a.issuer)}
+		return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not the configured issuer %q", auth.Quote(iss), a.issuer)}
 	}
 	var alg string
 	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
 		return malformed("token header has no algorithm (alg)", nil)
 	}
 	if !slices.Contains(a.algs, alg) {
-		msg := fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s", quote(alg), strings.Join(a.algs, ", "))
+		msg := fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s", auth.Quote(alg), strings.Join(a.algs, ", "))
 		if a.algsHint != "" {
 			msg += " (" + a.algsHint + ")"
 		}
@@ -248,7 +247,7 @@ func (a *Authenticator) classify(err error, result *sigResult) error {
 	)
 	switch {
 	case errors.As(result.err, &unknown):
-		msg := fmt.Sprintf("token is signed with key ID %s, which is not in the issuer's JWKS", quote(unknown.kid))
+		msg := fmt.Sprintf("token is signed with key ID %s, which is not in the issuer's JWKS", auth.Quote(unknown.kid))
 		if unknown.kid == "" {
 			msg = "token names no key ID (kid) and no key of the issuer's JWKS fits its algorithm"
 		}
@@ -348,30 +347,3 @@ func sortedKeys(m map[string]string) []string {
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// quote quotes a value taken from a token for a message, shortened so that a
-// hostile token cannot inflate logs.
-func quote(s string) string { return strconv.Quote(truncate(s, 256)) }
-
-func quoteList(list []string) string {
-	quoted := make([]string, 0, len(list))
-	for i, s := range list {
-		if i == 8 {
-			quoted = append(quoted, "…")
-			break
-		}
-		quoted = append(quoted, quote(s))
-	}
-	return "[" + strings.Join(quoted, ", ") + "]"
-}
-
-// truncate shortens s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}

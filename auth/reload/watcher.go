@@ -3,6 +3,7 @@ package reload
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,10 +15,12 @@ import (
 // DefaultInterval is how often a [Watcher] reads its files by default.
 const DefaultInterval = 10 * time.Second
 
-// Metrics count reloads; one set serves every Watcher of a process.
+// Metrics count reloads and record when the certificates loaded expire; one
+// set serves every Watcher of a process.
 type Metrics struct {
 	reloads     *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
+	certExpiry  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the reload collectors and registers them with reg.
@@ -31,9 +34,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "frontgate_config_last_reload_success_timestamp_seconds",
 			Help: "When each configuration was last loaded successfully (at start-up or on reload), as a Unix time.",
 		}, []string{"config"}),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "frontgate_certificate_expiry_timestamp_seconds",
+			Help: "When the certificate in use from each file expires (its NotAfter), as a Unix time; file is the flag that names it.",
+		}, []string{"file"}),
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess)
+	reg.MustRegister(m.reloads, m.lastSuccess, m.certExpiry)
 	return m
+}
+
+// ObserveCertificate records when the certificate now in use from the file
+// named by flag expires.
+func (m *Metrics) ObserveCertificate(flag string, leaf *x509.Certificate) {
+	m.certExpiry.WithLabelValues(flag).Set(float64(leaf.NotAfter.Unix()))
 }
 
 // Options configure a [Watcher].

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,18 +20,14 @@ import (
 	"github.com/frontgate/frontgate/proxy"
 )
 
-// reloadReadyTimeout bounds how long a reloaded authentication configuration
-// may take to reach its issuers before the reload is abandoned.
-const reloadReadyTimeout = 30 * time.Second
-
 // identitySources are the configured ways to authenticate a caller, ready to
 // run.
 type identitySources struct {
 	// authenticator tries every source, client certificates first (as
 	// kube-apiserver orders them), and refuses reserved identities.
 	authenticator auth.Authenticator
-	// background keeps the sources current for the server's lifetime:
-	// issuer discovery and key refresh, file watches.
+	// background runs the token sources for the server's lifetime: issuer
+	// discovery and key refresh.
 	background []func(context.Context)
 	// ready reports whether every source can authenticate now.
 	ready func() error
@@ -41,26 +36,22 @@ type identitySources struct {
 	// issuers are the OpenID issuers and clients published for `frontgate
 	// kubeconfig --from`, as configured at start-up.
 	issuers []proxy.DiscoveryIssuer
+	// tokens are the token sources inside authenticator, for `frontgate
+	// explain`.
+	tokens []tokenSource
+	// certs is the client-certificate source inside authenticator, for
+	// `frontgate explain`; nil without --client-ca-file.
+	certs *clientcert.Authenticator
 }
 
 // buildIdentitySources reads the files of every configured identity source.
-func (o *serveOptions) buildIdentitySources(logger *slog.Logger, registry prometheus.Registerer) (*identitySources, error) {
+func (o *serveOptions) buildIdentitySources(logger *slog.Logger, registry prometheus.Registerer, watches *fileWatches) (*identitySources, error) {
 	s := &identitySources{listenerTLS: func(c *tls.Config) *tls.Config { return c }}
 	var sources []auth.Authenticator
 	var readiness []func() error
-	reloads := reload.NewMetrics(registry)
-	// watch creates a watcher before the files are first read, so no change
-	// is missed, and runs it with the server.
-	watch := func(name string, paths []string, apply func() error) error {
-		w, err := reload.New(reload.Options{Name: name, Paths: paths, Apply: apply, Logger: logger, Metrics: reloads})
-		if err != nil {
-			return err
-		}
-		s.background = append(s.background, w.Run)
-		return nil
-	}
 	// addTokens authenticates bearer tokens with t, behind the token cache.
-	addTokens := func(t reload.TokenSource) {
+	addTokens := func(t reload.TokenSource, config string, explain *explainFunc) {
+		s.tokens = append(s.tokens, tokenSource{config: config, explain: explain})
 		var tokens auth.TokenAuthenticator = t
 		if o.tokenCacheTTL > 0 {
 			tokens = tokencache.New(t, tokencache.Options{TTL: o.tokenCacheTTL, MaxEntries: o.tokenCacheSize, Registerer: registry})
@@ -77,7 +68,7 @@ func (o *serveOptions) buildIdentitySources(logger *slog.Logger, registry promet
 			return nil, err
 		}
 		var certs *clientcert.Authenticator
-		if err := watch("client-certificates", paths, func() error { return certs.Reload(files) }); err != nil {
+		if err := watches.add("client-certificates", paths, func() error { return certs.Reload(files) }); err != nil {
 			return nil, err
 		}
 		cfg, err := files.Load()
@@ -92,70 +83,76 @@ func (o *serveOptions) buildIdentitySources(logger *slog.Logger, registry promet
 		}
 		sources = append(sources, certs)
 		s.listenerTLS = certs.TLSConfig
+		s.certs = certs
 	}
 
 	if o.authenticationConfig != "" {
 		path := o.authenticationConfig
 		opts := authnconfig.Options{Registerer: registry, Logger: logger}
-		load := func() (*authnconfig.Authenticator, error) {
+		explain := new(explainFunc)
+		// The issuers published for discovery are those of the first load.
+		tokens, err := watches.tokens("authentication-config", []string{path}, func() (reload.TokenSource, error) {
 			cfg, err := authnconfig.Load(path)
 			if err != nil {
 				return nil, err
 			}
-			return authnconfig.NewAuthenticator(cfg, opts)
-		}
-		var tokens *reload.Tokens
-		if err := watch("authentication-config", []string{path}, func() error {
-			next, err := load()
-			if err != nil {
-				return err
+			if s.issuers == nil {
+				for _, jwt := range cfg.Spec.JWT {
+					s.issuers = append(s.issuers, proxy.DiscoveryIssuer{URL: jwt.Issuer.URL, ClientID: jwt.Issuer.Audiences[0]})
+				}
 			}
-			return tokens.Replace(next, reloadReadyTimeout)
-		}); err != nil {
+			a, err := authnconfig.NewAuthenticator(cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			explain.setFirst(a.Explain)
+			return a, nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("--authentication-config: %w", err)
 		}
-		cfg, err := authnconfig.Load(path)
-		if err != nil {
-			return nil, err
-		}
-		first, err := authnconfig.NewAuthenticator(cfg, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, jwt := range cfg.Spec.JWT {
-			s.issuers = append(s.issuers, proxy.DiscoveryIssuer{URL: jwt.Issuer.URL, ClientID: jwt.Issuer.Audiences[0]})
-		}
-		tokens = reload.NewTokens(first)
-		addTokens(tokens)
+		addTokens(tokens, "--authentication-config "+path, explain)
 	}
 
 	if o.oidc.issuerURL != "" {
-		var roots *x509.CertPool
+		var caFiles []string
 		if o.oidc.caFile != "" {
-			var err error
-			if roots, err = pki.Pool(o.oidc.caFile); err != nil {
-				return nil, fmt.Errorf("--oidc-ca-file: %w", err)
-			}
+			caFiles = []string{o.oidc.caFile}
 		}
-		issuer, err := oidc.New(oidc.Options{
-			IssuerURL:      o.oidc.issuerURL,
-			ClientID:       o.oidc.clientID,
-			UsernameClaim:  o.oidc.usernameClaim,
-			UsernamePrefix: oidc.UsernamePrefixFor(o.oidc.usernamePrefix, o.oidc.usernamePrefixSet, o.oidc.issuerURL, o.oidc.usernameClaim),
-			GroupsClaim:    o.oidc.groupsClaim,
-			GroupsPrefix:   o.oidc.groupsPrefix,
-			UIDClaim:       o.oidc.uidClaim,
-			ExtraClaims:    o.oidc.extraClaims,
-			RequiredClaims: o.oidc.requiredClaims,
-			RootCAs:        roots,
-			SigningAlgs:    o.oidc.signingAlgs,
-			Registerer:     registry,
-			Logger:         logger,
+		explain := new(explainFunc)
+		tokens, err := watches.tokens("oidc-ca-file", caFiles, func() (reload.TokenSource, error) {
+			var roots *x509.CertPool
+			if o.oidc.caFile != "" {
+				var err error
+				if roots, err = pki.Pool(o.oidc.caFile); err != nil {
+					return nil, fmt.Errorf("--oidc-ca-file: %w", err)
+				}
+			}
+			a, err := oidc.New(oidc.Options{
+				IssuerURL:      o.oidc.issuerURL,
+				ClientID:       o.oidc.clientID,
+				UsernameClaim:  o.oidc.usernameClaim,
+				UsernamePrefix: oidc.UsernamePrefixFor(o.oidc.usernamePrefix, o.oidc.usernamePrefixSet, o.oidc.issuerURL, o.oidc.usernameClaim),
+				GroupsClaim:    o.oidc.groupsClaim,
+				GroupsPrefix:   o.oidc.groupsPrefix,
+				UIDClaim:       o.oidc.uidClaim,
+				ExtraClaims:    o.oidc.extraClaims,
+				RequiredClaims: o.oidc.requiredClaims,
+				RootCAs:        roots,
+				SigningAlgs:    o.oidc.signingAlgs,
+				Registerer:     registry,
+				Logger:         logger,
+			})
+			if err != nil {
+				return nil, err
+			}
+			explain.setFirst(a.Explain)
+			return a, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		addTokens(issuer)
+		addTokens(tokens, "--oidc-* flags", explain)
 		s.issuers = append(s.issuers, proxy.DiscoveryIssuer{URL: o.oidc.issuerURL, ClientID: o.oidc.clientID})
 	}
 

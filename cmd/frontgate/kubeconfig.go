@@ -43,7 +43,9 @@ func (o *kubeconfigOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.scopes, "scopes", o.scopes, "scopes for login besides openid (default: the discovery document's, else login's default)")
 	fs.StringVar(&o.grant, "grant", o.grant, "login grant: auth-code or device (default: login's, auth-code)")
 	fs.StringVar(&o.issuerCAFile, "issuer-ca-file", o.issuerCAFile, "CA bundle of the issuer, passed to login as --ca-file (made absolute)")
-	fs.StringSliceVar(&o.loginArgs, "login-arg", o.loginArgs, "extra argument for 'frontgate login', e.g. --login-arg=--no-browser; repeatable")
+	// An array, not a slice: each value is one argument, commas included
+	// (--login-arg=--listen=127.0.0.1:8000,127.0.0.1:18000).
+	fs.StringArrayVar(&o.loginArgs, "login-arg", o.loginArgs, "extra argument for 'frontgate login', e.g. --login-arg=--no-browser; repeatable, one argument each (commas are kept)")
 	fs.StringVar(&o.cluster, "cluster", o.cluster, "cluster entry name (default: frontgate's host name)")
 	fs.StringVar(&o.user, "user", o.user, "user entry name (default: oidc@<host name>)")
 	fs.StringVar(&o.context, "context", o.context, "context entry name (default: frontgate's host name)")

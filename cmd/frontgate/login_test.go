@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,21 @@ func TestKubeconfigCommand(t *testing.T) {
 		}
 		if args := strings.Join(cfg.AuthInfos["oidc@127.0.0.1"].Exec.Args, " "); !strings.HasSuffix(args, "--grant=device --no-browser") {
 			t.Errorf("args = %q", args)
+		}
+	})
+	t.Run("login args keep their commas", func(t *testing.T) {
+		out, stderr, err := runClient(t, nil, "kubeconfig", "--server", "https://fg.example:8443", "--issuer-url", "https://login.example.com", "--client-id", "k", "-o", "-",
+			"--login-arg=--listen=127.0.0.1:8000,127.0.0.1:18000", "--login-arg", "--scopes=offline_access,groups")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		cfg, err := clientcmd.Load([]byte(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"login", "--issuer-url=https://login.example.com", "--client-id=k", "--listen=127.0.0.1:8000,127.0.0.1:18000", "--scopes=offline_access,groups"}
+		if user := cfg.AuthInfos["oidc@fg.example"]; user == nil || user.Exec == nil || !slices.Equal(user.Exec.Args, want) {
+			t.Fatalf("user = %+v, want args %q", user, want)
 		}
 	})
 	t.Run("without discovery", func(t *testing.T) {

@@ -172,6 +172,27 @@ func (o *serveOptions) validate() error {
 		add("--tls-cert-file and --tls-private-key-file go together; give both or neither")
 	}
 	errs = append(errs, o.validateUpstream()...)
+	errs = append(errs, o.validateIdentitySources()...)
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		add("--log-format %q: use text or json", o.logFormat)
+	}
+	if _, err := parseLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if o.shutdownGrace < 0 {
+		add("--shutdown-grace must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// validateIdentitySources reports the settings of the identity sources and
+// of the identity headers that cannot work: what serve and explain share.
+// It reads no files.
+func (o *serveOptions) validateIdentitySources() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if err := o.headerNames().Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -196,18 +217,7 @@ func (o *serveOptions) validate() error {
 	if o.maxGroups < 0 || o.maxIdentityHeaderBytes < 0 {
 		add("--max-groups and --max-identity-header-bytes must not be negative (0 means no limit)")
 	}
-	switch o.logFormat {
-	case "text", "json":
-	default:
-		add("--log-format %q: use text or json", o.logFormat)
-	}
-	if _, err := parseLevel(o.logLevel); err != nil {
-		errs = append(errs, err)
-	}
-	if o.shutdownGrace < 0 {
-		add("--shutdown-grace must not be negative")
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // validateUpstream checks the settings that reach kube-apiserver; `frontgate

@@ -62,6 +62,8 @@ its own front-proxy client certificate. kube-apiserver trusts it through its
 		newLoginCommand(d),
 		newLogoutCommand(d),
 		newKubeconfigCommand(d),
+		newCheckCommand(d),
+		newExplainCommand(d),
 	)
 	return root
 }

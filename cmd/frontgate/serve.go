@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/frontgate/frontgate/auth/clientcert"
+	"github.com/frontgate/frontgate/auth/reload"
 	"github.com/frontgate/frontgate/cmd/frontgate/internal/pki"
 	"github.com/frontgate/frontgate/proxy"
 )
@@ -97,29 +99,31 @@ func (o *serveOptions) build(d deps) (*server, error) {
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	watches := &fileWatches{metrics: reload.NewMetrics(registry), logger: logger}
 
-	upstream, _ := url.Parse(o.upstream) // validated
-	clientCert, err := proxy.LoadClientCertificate(o.proxyClientCertFile, o.proxyClientKeyFile)
+	// Upstream credentials: rotated by building new transports, so every new
+	// request uses the new certificate while open streams finish on the old.
+	var handler *proxy.Handler
+	upstreamFiles := []string{o.proxyClientCertFile, o.proxyClientKeyFile}
+	if o.upstreamCAFile != "" {
+		upstreamFiles = append(upstreamFiles, o.upstreamCAFile)
+	}
+	if err := watches.add("upstream-credentials", upstreamFiles, func() error {
+		transports, passthrough, err := o.upstreamTransports(watches.metrics)
+		if err != nil {
+			return err
+		}
+		handler.SetTransports(transports, passthrough)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	transports, passthrough, err := o.upstreamTransports(watches.metrics)
 	if err != nil {
 		return nil, err
 	}
-	var upstreamCAs *x509.CertPool
-	if o.upstreamCAFile != "" {
-		if upstreamCAs, err = pki.Pool(o.upstreamCAFile); err != nil {
-			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
-		}
-	}
-	transports := proxy.NewTransports(proxy.UpstreamTLS{
-		RootCAs:           upstreamCAs,
-		ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil },
-	})
-	var passthrough *proxy.Transports
-	if o.tokenPassthrough {
-		t := proxy.NewTransports(proxy.UpstreamTLS{RootCAs: upstreamCAs})
-		passthrough = &t
-	}
 
-	sources, err := o.buildIdentitySources(logger, registry)
+	sources, err := o.buildIdentitySources(logger, registry, watches)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +140,8 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		return nil, fmt.Errorf("the discovery document (%s) cannot be served: %w", proxy.DiscoveryPath, err)
 	}
 
-	handler, err := proxy.New(proxy.Config{
+	upstream, _ := url.Parse(o.upstream) // validated
+	handler, err = proxy.New(proxy.Config{
 		Upstream:          upstream,
 		Authenticator:     sources.authenticator,
 		HeaderNames:       o.headerNames(),
@@ -145,6 +150,7 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		Transports:        transports,
 		Passthrough:       passthrough,
 		Ready:             sources.ready,
+		Discovery:         proxy.DiscoveryHandler(discovery),
 		Logger:            logger,
 		Metrics:           proxy.NewMetrics(registry),
 	})
@@ -152,7 +158,7 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		return nil, err
 	}
 
-	servingCert, err := o.servingCertificate(logger)
+	serving, err := o.servingCertificates(logger, watches)
 	if err != nil {
 		return nil, err
 	}
@@ -162,23 +168,73 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		registry: registry,
 		handler:  handler,
 		tls: sources.listenerTLS(&tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{*servingCert},
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil },
 		}),
-		background: sources.background,
+		background: append(sources.background, watches.runs...),
 		ready:      sources.ready,
 	}, nil
 }
 
-// servingCertificate loads --tls-cert-file, or makes a self-signed one.
-func (o *serveOptions) servingCertificate(logger *slog.Logger) (*tls.Certificate, error) {
-	if o.tlsCertFile != "" {
+// upstreamTransports reads the front-proxy client certificate and the
+// upstream CA and makes the transports that reach kube-apiserver.
+func (o *serveOptions) upstreamTransports(metrics *reload.Metrics) (proxy.Transports, *proxy.Transports, error) {
+	clientCert, err := proxy.LoadClientCertificate(o.proxyClientCertFile, o.proxyClientKeyFile)
+	if err != nil {
+		return proxy.Transports{}, nil, err
+	}
+	var roots *x509.CertPool
+	if o.upstreamCAFile != "" {
+		if roots, err = pki.Pool(o.upstreamCAFile); err != nil {
+			return proxy.Transports{}, nil, fmt.Errorf("--upstream-ca-file: %w", err)
+		}
+	}
+	metrics.ObserveCertificate("proxy-client-cert-file", clientCert.Leaf)
+	transports := proxy.NewTransports(proxy.UpstreamTLS{
+		RootCAs:           roots,
+		ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil },
+	})
+	if !o.tokenPassthrough {
+		return transports, nil, nil
+	}
+	passthrough := proxy.NewTransports(proxy.UpstreamTLS{RootCAs: roots})
+	return transports, &passthrough, nil
+}
+
+// servingCertificates returns the serving certificate in use, reloaded when
+// --tls-cert-file or --tls-private-key-file change; without them, a
+// self-signed one.
+func (o *serveOptions) servingCertificates(logger *slog.Logger, watches *fileWatches) (*atomic.Pointer[tls.Certificate], error) {
+	var current atomic.Pointer[tls.Certificate]
+	if o.tlsCertFile == "" {
+		cert, err := selfSignedCertificate(logger)
+		if err != nil {
+			return nil, err
+		}
+		current.Store(cert)
+		return &current, nil
+	}
+	load := func() error {
 		pair, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-cert-file %s with --tls-private-key-file %s: %w", o.tlsCertFile, o.tlsKeyFile, err)
+			return fmt.Errorf("--tls-cert-file %s with --tls-private-key-file %s: %w", o.tlsCertFile, o.tlsKeyFile, err)
 		}
-		return &pair, nil
+		watches.metrics.ObserveCertificate("tls-cert-file", pair.Leaf)
+		current.Store(&pair)
+		return nil
 	}
+	if err := watches.add("serving-certificate", []string{o.tlsCertFile, o.tlsKeyFile}, load); err != nil {
+		return nil, err
+	}
+	if err := load(); err != nil {
+		return nil, err
+	}
+	return &current, nil
+}
+
+// selfSignedCertificate makes an in-memory serving certificate, for trying
+// frontgate out without a PKI, and warns loudly.
+func selfSignedCertificate(logger *slog.Logger) (*tls.Certificate, error) {
 	logger.Warn("NO SERVING CERTIFICATE GIVEN: serving a self-signed certificate made in memory; clients cannot verify frontgate. Set --tls-cert-file and --tls-private-key-file (frontgate pki init makes them) before real use")
 	key, err := pki.NewKey("ecdsa")
 	if err != nil {

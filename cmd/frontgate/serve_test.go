@@ -73,7 +73,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 }
 
 func selfSignedTLS(s *server) (*tls.Config, error) {
-	cert, err := s.opts.servingCertificate(s.logger)
+	cert, err := selfSignedCertificate(s.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,7 @@ type Cluster struct {
 	frontgates []*Frontgate
 	secrets    []string
 	closers    []func()
+	admin      *http.Client
 	stopped    bool
 }
 
@@ -300,6 +301,13 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 			"--endpoint-reconciler-type=none",
 			"--cert-dir=" + filepath.Join(c.Dir, "pki", "apiserver-generated"),
 			"--profiling=false",
+			// Node agents (test/cluster's kwok node) are reached on their
+			// InternalIP with a client certificate, and their serving
+			// certificates are verified against the cluster CA.
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-client-certificate=" + c.pki.kubeletClientCert,
+			"--kubelet-client-key=" + c.pki.kubeletClientKey,
+			"--kubelet-certificate-authority=" + c.pki.caFile,
 		}
 		args = append(args, c.RequestHeaderFlags...)
 		c.logf("starting kube-apiserver on %s", c.APIServerURL)

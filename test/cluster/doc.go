@@ -10,10 +10,15 @@
 //     from which ID tokens are obtained with the authorization-code flow, as a
 //     user would;
 //   - any number of frontgate processes (built once per run with go build)
-//     with caller-chosen flags.
+//     with caller-chosen flags;
+//   - node agents ([Cluster.StartNode]): kwok's fake kubelet, or the
+//     project's exec-only test-kubelet, each the kubelet of one Node that
+//     kube-apiserver reaches for exec, attach, logs and port-forward over the
+//     real streaming protocols.
 //
-// The binaries of etcd, kube-apiserver, kubectl and the OpenID Provider come
-// from the cache directory test/tools/install.sh builds (see [LocateTools]).
+// The binaries of etcd, kube-apiserver, kubectl, the OpenID Provider, kwok and
+// the test-kubelet come from the cache directory test/tools/install.sh builds
+// (see [LocateTools]).
 //
 // Every process's stdout and stderr go to a file in the cluster's directory;
 // [Cluster.DumpLogs] prints their tails. [Cluster.Stop] kills everything the

@@ -115,12 +115,15 @@ type clusterPKI struct {
 	adminKey             string
 	serviceAccountKey    string // RSA private key, PKCS#8
 	serviceAccountPubKey string
+	kubeletClientCert    string // kube-apiserver's client certificate towards kubelets
+	kubeletClientKey     string
 }
 
 // writeClusterPKI generates kube-apiserver's PKI into dir: one CA for its
 // serving certificate (127.0.0.1, ::1, localhost) and its client
-// certificates, an admin client certificate (CN e2e-admin, O system:masters)
-// and the service-account signing key.
+// certificates, an admin client certificate (CN e2e-admin, O system:masters),
+// kube-apiserver's client certificate for kubelets and the service-account
+// signing key.
 func writeClusterPKI(dir string) (*clusterPKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -148,6 +151,14 @@ func writeClusterPKI(dir string) (*clusterPKI, error) {
 		return nil, err
 	}
 	if p.adminCert, p.adminKey, err = admin.write(dir, "admin"); err != nil {
+		return nil, err
+	}
+	kubeletClient, err := ca.issue(pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if p.kubeletClientCert, p.kubeletClientKey, err = kubeletClient.write(dir, "apiserver-kubelet-client"); err != nil {
 		return nil, err
 	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -19,7 +19,7 @@ const ToolsDirEnv = "FRONTGATE_TOOLS_DIR"
 
 // ErrToolsDirUnset is returned by [ToolsFromEnv] when [ToolsDirEnv] is unset:
 // the end-to-end tests skip then, rather than fail.
-var ErrToolsDirUnset = errors.New(ToolsDirEnv + " is not set; run `make test`, or set it to the output of `test/tools/install.sh` (which builds etcd, kube-apiserver, kubectl and oidc-provider once and prints their directory)")
+var ErrToolsDirUnset = errors.New(ToolsDirEnv + " is not set; run `make test`, or set it to the output of `test/tools/install.sh` (which builds etcd, kube-apiserver, kubectl, oidc-provider, oidc-provider-device, kwok and test-kubelet once and prints their directory)")
 
 // Tools are the paths of the real components the harness runs.
 type Tools struct {
@@ -30,20 +30,32 @@ type Tools struct {
 	Kubectl       string
 	// OIDCProvider is zitadel's example OpenID Provider.
 	OIDCProvider string
+	// OIDCProviderDevice is the same provider with one more client, for the
+	// device authorization grant (test/tools/oidc/main.go).
+	OIDCProviderDevice string
+	// Kwok is sigs.k8s.io/kwok's fake kubelet, a node agent for
+	// [Cluster.StartNode].
+	Kwok string
+	// TestKubelet is the project's exec-only kubelet on Kubernetes' CRI
+	// streaming library (test/tools/kubelet), the other node agent.
+	TestKubelet string
 }
 
 // LocateTools returns the tools in dir, or an error naming every binary that
 // is missing or not executable.
 func LocateTools(dir string) (*Tools, error) {
 	t := &Tools{
-		Dir:           dir,
-		Etcd:          filepath.Join(dir, "etcd"),
-		KubeAPIServer: filepath.Join(dir, "kube-apiserver"),
-		Kubectl:       filepath.Join(dir, "kubectl"),
-		OIDCProvider:  filepath.Join(dir, "oidc-provider"),
+		Dir:                dir,
+		Etcd:               filepath.Join(dir, "etcd"),
+		KubeAPIServer:      filepath.Join(dir, "kube-apiserver"),
+		Kubectl:            filepath.Join(dir, "kubectl"),
+		OIDCProvider:       filepath.Join(dir, "oidc-provider"),
+		OIDCProviderDevice: filepath.Join(dir, "oidc-provider-device"),
+		Kwok:               filepath.Join(dir, "kwok"),
+		TestKubelet:        filepath.Join(dir, "test-kubelet"),
 	}
 	var missing []string
-	for _, p := range []string{t.Etcd, t.KubeAPIServer, t.Kubectl, t.OIDCProvider} {
+	for _, p := range []string{t.Etcd, t.KubeAPIServer, t.Kubectl, t.OIDCProvider, t.OIDCProviderDevice, t.Kwok, t.TestKubelet} {
 		st, err := os.Stat(p)
 		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			missing = append(missing, p)

@@ -1,8 +1,10 @@
 // Package e2e tests frontgate end to end against real components: etcd,
-// kube-apiserver and kubectl of one pinned Kubernetes version and zitadel's
-// example OpenID Provider, all started by test/cluster. One cluster is shared
-// by all tests; tests that need other frontgate flags start their own
-// frontgate in front of it.
+// kube-apiserver and kubectl of one pinned Kubernetes version, zitadel's
+// example OpenID Provider and two node agents (kwok's fake kubelet and the
+// project's exec-only test-kubelet), all started by test/cluster; the
+// streaming tests also run the machine's own older kubectl when present.
+// One cluster is shared by all tests; tests that need other frontgate flags
+// start their own frontgate in front of it.
 //
 // The tests skip when FRONTGATE_TOOLS_DIR is unset and fail when it is set
 // but a binary is missing. Run them with `make test`, or:
@@ -29,6 +31,10 @@ var (
 	env *cluster.Cluster
 	// fg is the shared frontgate, started with defaultArgs.
 	fg *cluster.Frontgate
+	// kwokNode is the shared kwok node (attach, logs, port-forward, and
+	// exec as kwok does it); execNode the shared test-kubelet node (exec
+	// with stdin EOF, exit codes and TTYs as a container runtime has them).
+	kwokNode, execNode *cluster.Node
 	// skipReason says why every test skips, when env is nil.
 	skipReason string
 )
@@ -101,6 +107,18 @@ func run(m *testing.M) int {
 		env.KeepDir()
 		env.Stop()
 		return 1
+	}
+	for _, n := range []struct {
+		node  **cluster.Node
+		agent cluster.NodeAgent
+	}{{&kwokNode, cluster.AgentKwok}, {&execNode, cluster.AgentTestKubelet}} {
+		if *n.node, err = env.StartNode(setupCtx, cluster.NodeOptions{Agent: n.agent}); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: starting the %s node: %v\n", n.agent, err)
+			env.DumpLogs(os.Stderr, 40)
+			env.KeepDir()
+			env.Stop()
+			return 1
+		}
 	}
 	fmt.Fprintf(os.Stderr, "e2e setup: cluster ready in %s (dir %s)\n", time.Since(start).Round(time.Millisecond), env.Dir)
 

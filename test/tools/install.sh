@@ -4,9 +4,10 @@
 # provider and kwok's fake kubelet — from the Go module proxy, once, into a
 # cache directory outside the checkout, and prints that directory.
 #
-# Each binary is stamped with a hash of the go.mod and go.sum it was built
-# from (test/tools/<module>/), so bumping one pin rebuilds only that binary
-# and every later run builds nothing.
+# Each binary is stamped with a hash of the files of the tools module it was
+# built from (test/tools/<module>/: go.mod, go.sum and, for the project's own
+# test-kubelet, its source), so bumping one pin rebuilds only that binary and
+# every later run builds nothing.
 #
 # Usage: test/tools/install.sh [print-dir]
 set -euo pipefail
@@ -28,7 +29,7 @@ version() { awk -v m="$2" '$1==m {print $2; exit}' "$here/$1/go.mod"; }
 # it from the same pins.
 build() {
 	local name=$1 module=$2 pkg=$3 note=$4 stamp
-	stamp=$(cat "$here/$module/go.mod" "$here/$module/go.sum" | sha256sum | cut -c1-16)
+	stamp=$(find "$here/$module" -maxdepth 1 -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
 	if [ -x "$dir/$name" ] && [ "$(cat "$dir/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
 		return
 	fi
@@ -45,6 +46,9 @@ build etcd k8s go.etcd.io/etcd/server/v3 "etcd $(version k8s go.etcd.io/etcd/ser
 build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "Kubernetes $k8s, first time only, ~7-15 min on 2 cores"
 build kubectl k8s k8s.io/kubernetes/cmd/kubectl "Kubernetes $k8s, ~1-2 min the first time"
 build oidc-provider oidc github.com/zitadel/oidc/v3/example/server "zitadel/oidc $(version oidc github.com/zitadel/oidc/v3) example OpenID Provider, ~15 s the first time"
+build oidc-provider-device oidc . "the same OpenID Provider plus a device-grant client (test/tools/oidc/main.go), ~15 s the first time"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "kwok $(version kwok sigs.k8s.io/kwok) fake kubelet, ~2-3 min the first time"
+build test-kubelet kubelet . "the exec-only test kubelet on k8s.io/cri-streaming $(version kubelet k8s.io/cri-streaming), ~30 s the first time"
+build helm helm helm.sh/helm/v3/cmd/helm "helm $(version helm helm.sh/helm/v3) for the deploy/ chart tests, ~2-3 min the first time"
 
 echo "$dir"
