@@ -146,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Ready != nil {
 		if err := h.cfg.Ready(); err != nil {
-			WriteStatus(rec, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "frontgate is not ready: "+err.Error())
+			RefuseNotReady(err).Write(rec)
 			return
 		}
 	}
@@ -161,34 +161,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveForward(rec, r, f)
 		return
 	case err != nil:
-		reason := auth.ReasonOf(err)
-		m.authentications.WithLabelValues("failure", reason).Inc()
-		if reason == auth.ReasonReservedIdentity {
-			WriteStatus(rec, http.StatusForbidden, metav1.StatusReasonForbidden, err.Error())
-			return
-		}
-		if reason == auth.ReasonIssuerUnavailable {
-			WriteStatus(rec, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, err.Error())
-			return
-		}
-		WriteStatus(rec, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, err.Error())
+		m.authentications.WithLabelValues("failure", auth.ReasonOf(err)).Inc()
+		RefuseAuthentication(err).Write(rec)
 		return
 	case !ok:
 		m.authentications.WithLabelValues("no_credentials", "").Inc()
-		WriteStatus(rec, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "no credentials: send a bearer token (an OIDC ID token) in the Authorization header")
+		RefuseNoCredentials().Write(rec)
 		return
 	}
 	m.authentications.WithLabelValues("success", "").Inc()
 
 	headers, err := IdentityHeaders(id, h.cfg.HeaderNames, h.cfg.Limits)
 	if err != nil {
-		var limit *LimitError
-		if errors.As(err, &limit) {
-			WriteStatus(rec, http.StatusRequestHeaderFieldsTooLarge, metav1.StatusReasonBadRequest, limit.Message)
-			return
+		refusal := RefuseIdentity(err)
+		if refusal.Code == http.StatusInternalServerError {
+			h.cfg.Logger.Error("refusing to forward an identity that cannot be encoded safely", "source", id.Source, "error", err)
 		}
-		h.cfg.Logger.Error("refusing to forward an identity that cannot be encoded safely", "source", id.Source, "error", err)
-		WriteStatus(rec, http.StatusInternalServerError, metav1.StatusReasonInternalError, "the identity established for this request cannot be forwarded safely: "+err.Error())
+		refusal.Write(rec)
 		return
 	}
 	f = &forward{identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}

@@ -308,7 +308,8 @@ func (e *explainOptions) explainToken(ctx context.Context, o *serveOptions, s *i
 		// serve answers every request with 503 until its issuers are ready.
 		r.Checks = append(r.Checks, identityChecks(o, mapped)...)
 		r.Identity = identityOf(mapped)
-		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, http.StatusServiceUnavailable, auth.ReasonIssuerUnavailable, "frontgate is not ready: "+notReady.Error()
+		refusal := proxy.RefuseNotReady(notReady)
+		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, refusal.Code, auth.ReasonIssuerUnavailable, refusal.Message
 		return r
 	case authErr != nil && o.tokenPassthrough && auth.Unrecognised(authErr):
 		r.Outcome = explain.Passthrough
@@ -429,28 +430,22 @@ func finish(r *explain.Report, o *serveOptions, mapped *auth.Identity, authErr e
 	r.Checks = append(r.Checks, identityChecks(o, mapped)...)
 	r.Identity = identityOf(mapped)
 	if authErr != nil {
-		r.Outcome, r.Reason, r.Message = explain.Refuse, auth.ReasonOf(authErr), authErr.Error()
-		switch r.Reason {
-		case auth.ReasonReservedIdentity:
-			r.Status = http.StatusForbidden
-		case auth.ReasonIssuerUnavailable:
-			r.Status = http.StatusServiceUnavailable
-		default:
-			r.Status = http.StatusUnauthorized
-		}
+		refusal := proxy.RefuseAuthentication(authErr)
+		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, refusal.Code, auth.ReasonOf(authErr), refusal.Message
 		return
 	}
 	names := o.headerNames()
 	headers, err := proxy.IdentityHeaders(mapped, names, proxy.Limits{MaxGroups: o.maxGroups, MaxHeaderBytes: o.maxIdentityHeaderBytes})
-	var limit *proxy.LimitError
-	switch {
-	case errors.As(err, &limit):
-		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, http.StatusRequestHeaderFieldsTooLarge, "RequestHeaderFieldsTooLarge", limit.Message
-	case err != nil:
-		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, http.StatusInternalServerError, auth.ReasonOf(err), "the identity established for this request cannot be forwarded safely: "+err.Error()
-	default:
-		r.Outcome, r.Headers = explain.Forward, headerLines(headers, names)
+	if err != nil {
+		refusal := proxy.RefuseIdentity(err)
+		reason := auth.ReasonOf(err)
+		if refusal.Code == http.StatusRequestHeaderFieldsTooLarge {
+			reason = "RequestHeaderFieldsTooLarge"
+		}
+		r.Outcome, r.Status, r.Reason, r.Message = explain.Refuse, refusal.Code, reason, refusal.Message
+		return
 	}
+	r.Outcome, r.Headers = explain.Forward, headerLines(headers, names)
 }
 
 // identityChecks reports the rules serve applies to every established
