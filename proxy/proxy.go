@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -52,6 +55,13 @@ type Config struct {
 	Discovery http.Handler
 	// Logger receives one access line per request.
 	Logger *slog.Logger
+	// Audit, when set, receives one event per request and per upgraded
+	// session.
+	Audit *AuditLog
+	// TrustedProxies are load balancers whose X-Forwarded-For frontgate
+	// believes: it is passed on to kube-apiserver and names the source IP in
+	// the audit log. Every other client's X-Forwarded-For is replaced.
+	TrustedProxies []netip.Prefix
 	// Metrics records what the proxy does.
 	Metrics *Metrics
 }
@@ -110,6 +120,7 @@ func New(cfg Config) (*Handler, error) {
 // forward is what the handler decided about one request, carried in its
 // context to Rewrite, the transport guard and ModifyResponse.
 type forward struct {
+	auditID  string
 	identity *auth.Identity // nil when passthrough
 	headers  http.Header    // identity headers to set; nil when passthrough
 	// passthrough forwards the client's own bearer token without the
@@ -117,6 +128,8 @@ type forward struct {
 	passthrough bool
 	upgrade     string // "websocket", "spdy", other lower-case protocol, or ""
 	switched    atomic.Bool
+	// bytesToUpstream and bytesToClient count an upgraded session's bytes.
+	bytesToUpstream, bytesToClient atomic.Int64
 	// upstreamProto is the protocol kube-apiserver answered with
 	// ("HTTP/2.0", "HTTP/1.1"), for the access log.
 	upstreamProto string
@@ -136,9 +149,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.inFlight.Inc()
 	defer m.inFlight.Dec()
 	rec := &recorder{ResponseWriter: w}
+	auditID := uuid.NewString()
 	var id *auth.Identity
 	var f *forward
-	defer func() { h.finish(rec, r, id, f, start) }()
+	defer func() { h.finish(rec, r, auditID, id, f, start) }()
+	refuse := func(refusal Refusal) {
+		rec.Header().Set("Audit-ID", auditID)
+		refusal.Write(rec)
+	}
 
 	if h.cfg.Discovery != nil && r.URL.Path == DiscoveryPath {
 		h.cfg.Discovery.ServeHTTP(rec, r)
@@ -146,7 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Ready != nil {
 		if err := h.cfg.Ready(); err != nil {
-			RefuseNotReady(err).Write(rec)
+			refuse(RefuseNotReady(err))
 			return
 		}
 	}
@@ -157,16 +175,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil && h.cfg.Passthrough != nil && auth.Unrecognised(err):
 		m.authentications.WithLabelValues("passthrough", "").Inc()
-		f = &forward{passthrough: true, upgrade: upgradeProtocol(r.Header)}
+		f = &forward{auditID: auditID, passthrough: true, upgrade: upgradeProtocol(r.Header)}
 		h.serveForward(rec, r, f)
 		return
 	case err != nil:
 		m.authentications.WithLabelValues("failure", auth.ReasonOf(err)).Inc()
-		RefuseAuthentication(err).Write(rec)
+		refuse(RefuseAuthentication(err))
 		return
 	case !ok:
 		m.authentications.WithLabelValues("no_credentials", "").Inc()
-		RefuseNoCredentials().Write(rec)
+		refuse(RefuseNoCredentials())
 		return
 	}
 	m.authentications.WithLabelValues("success", "").Inc()
@@ -177,10 +195,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if refusal.Code == http.StatusInternalServerError {
 			h.cfg.Logger.Error("refusing to forward an identity that cannot be encoded safely", "source", id.Source, "error", err)
 		}
-		refusal.Write(rec)
+		refuse(refusal)
 		return
 	}
-	f = &forward{identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
+	f = &forward{auditID: auditID, identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
 	h.serveForward(rec, r, f)
 }
 
@@ -198,9 +216,16 @@ func (h *Handler) serveForward(w http.ResponseWriter, r *http.Request, f *forwar
 // does only infallible work: every decision was made in ServeHTTP.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.cfg.Upstream)
+	if host, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil && isTrusted(host, h.cfg.TrustedProxies) {
+		// A trusted load balancer's chain is kept; SetXForwarded appends.
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	}
 	pr.SetXForwarded()
 	h.identity.sanitize(pr.Out.Header)
 	f := forwardFrom(pr.In.Context())
+	if f != nil {
+		pr.Out.Header.Set("Audit-ID", f.auditID)
+	}
 	switch {
 	case f == nil:
 	case f.passthrough:
@@ -236,6 +261,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
 			resp.Body = &countingConn{
 				ReadWriteCloser: conn,
+				session:         f,
 				toClient:        h.cfg.Metrics.upgradedBytes.WithLabelValues(f.upgrade, "to_client"),
 				toUpstream:      h.cfg.Metrics.upgradedBytes.WithLabelValues(f.upgrade, "to_upstream"),
 			}
@@ -257,6 +283,9 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// The client went away; there is nobody to answer.
 		return
 	}
+	if f != nil {
+		w.Header().Set("Audit-ID", f.auditID)
+	}
 	if errors.Is(err, errUnauthenticatedForward) {
 		h.cfg.Logger.Error("refused to forward a request without the identity frontgate established", "path", r.URL.Path)
 		WriteStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, "frontgate refused to forward this request: its identity headers were not the ones frontgate set")
@@ -267,7 +296,7 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // finish records the access log line and metrics of one request.
-func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *forward, start time.Time) {
+func (h *Handler) finish(rec *recorder, r *http.Request, auditID string, id *auth.Identity, f *forward, start time.Time) {
 	code := rec.status
 	if f != nil && f.switched.Load() {
 		code = http.StatusSwitchingProtocols
@@ -289,6 +318,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *f
 		slog.Int64("bytes", rec.bytes),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("proto", r.Proto),
+		slog.String("audit_id", auditID),
 	}
 	if f != nil && f.upstreamProto != "" {
 		attrs = append(attrs, slog.String("upstream_proto", f.upstreamProto))
@@ -303,6 +333,28 @@ func (h *Handler) finish(rec *recorder, r *http.Request, id *auth.Identity, f *f
 		attrs = append(attrs, slog.String("upgrade", f.upgrade))
 	}
 	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	if h.cfg.Audit != nil {
+		h.audit(rec, r, auditID, id, f, code, elapsed)
+	}
+}
+
+// audit records the request, or the upgraded session that just ended.
+func (h *Handler) audit(rec *recorder, r *http.Request, auditID string, id *auth.Identity, f *forward, code int, elapsed time.Duration) {
+	e := &AuditEvent{Time: time.Now().UTC(), Stage: "ResponseComplete", AuditID: auditID, Code: code, LatencySeconds: elapsed.Seconds(), Bytes: rec.bytes}
+	e.describe(r, h.cfg.TrustedProxies)
+	switch {
+	case id != nil:
+		e.User, e.UID, e.Groups, e.Authenticator = id.Name, id.UID, id.Groups, id.Source
+	case f != nil && f.passthrough:
+		e.Authenticator = "passthrough"
+	}
+	if f != nil && f.switched.Load() {
+		e.Stage, e.Upgrade = "SessionEnded", f.upgrade
+		e.BytesToUpstream, e.BytesToClient = f.bytesToUpstream.Load(), f.bytesToClient.Load()
+	}
+	if err := h.cfg.Audit.Record(e); err != nil {
+		h.cfg.Logger.Error("cannot write the audit log", "error", err)
+	}
 }
 
 // upgradeProtocol returns the lower-cased protocol a request asks to switch
@@ -364,18 +416,21 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // proxy passes a client's half-close on to kube-apiserver.
 type countingConn struct {
 	io.ReadWriteCloser
+	session              *forward
 	toClient, toUpstream prometheus.Counter
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.ReadWriteCloser.Read(p)
 	c.toClient.Add(float64(n))
+	c.session.bytesToClient.Add(int64(n))
 	return n, err
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.ReadWriteCloser.Write(p)
 	c.toUpstream.Add(float64(n))
+	c.session.bytesToUpstream.Add(int64(n))
 	return n, err
 }
 

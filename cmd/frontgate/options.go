@@ -46,6 +46,10 @@ type serveOptions struct {
 
 	discoveryCAFile string
 
+	auditLogPath       string
+	auditLogMaxSize    int
+	auditLogMaxBackups int
+
 	metricsListen       string
 	logFormat, logLevel string
 	shutdownGrace       time.Duration
@@ -75,6 +79,8 @@ func newServeOptions(getenv func(string) string) *serveOptions {
 		shutdownGrace:          30 * time.Second,
 		tokenCacheTTL:          10 * time.Second,
 		tokenCacheSize:         10000,
+		auditLogMaxSize:        100,
+		auditLogMaxBackups:     5,
 		maxGroups:              proxy.DefaultLimits().MaxGroups,
 		maxIdentityHeaderBytes: proxy.DefaultLimits().MaxHeaderBytes,
 	}
@@ -123,7 +129,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.clientCAFiles, "client-ca-file", o.clientCAFiles, "CA bundle, as PATH or NAME=PATH, whose client certificates authenticate users (mTLS requested, not required, so token users still work); repeatable")
 	fs.StringVar(&o.clientCertMapping, "client-cert-mapping", o.clientCertMapping, "YAML file mapping client certificates to identities with CEL (docs/client-certificates.md); default: CN is the user, O are the groups")
 	fs.StringArrayVar(&o.clientCRLFiles, "client-crl-file", o.clientCRLFiles, "certificate revocation list (PEM or DER) for --client-ca-file; repeatable")
-	fs.StringSliceVar(&o.trustedProxyCIDRs, "trusted-proxy-cidrs", o.trustedProxyCIDRs, "addresses of TLS-terminating load balancers whose RFC 9440 Client-Cert headers are trusted; the headers are removed from every other request (default: none)")
+	fs.StringSliceVar(&o.trustedProxyCIDRs, "trusted-proxy-cidrs", o.trustedProxyCIDRs, "addresses of load balancers in front of frontgate whose X-Forwarded-For (passed on to kube-apiserver, and the audit log's source IP) and RFC 9440 Client-Cert headers are believed; every other client's are replaced or removed (default: none)")
 
 	fs.DurationVar(&o.tokenCacheTTL, "token-cache-ttl", o.tokenCacheTTL, "how long a successful token authentication is reused (never past the token's exp); 0 disables the cache")
 	fs.IntVar(&o.tokenCacheSize, "token-cache-size", o.tokenCacheSize, "most cached token authentications")
@@ -134,6 +140,9 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.maxIdentityHeaderBytes, "max-identity-header-bytes", o.maxIdentityHeaderBytes, "largest total size of one request's identity headers; more is answered with 431")
 
 	fs.StringVar(&o.discoveryCAFile, "discovery-ca-file", o.discoveryCAFile, "CA bundle published in /.well-known/frontgate for clients to verify frontgate's serving certificate (frontgate kubeconfig --from); certificates only")
+	fs.StringVar(&o.auditLogPath, "audit-log-path", o.auditLogPath, "file to write the audit log to, one JSON line per request and per exec/attach/port-forward session; \"-\" for stdout; empty: no audit log")
+	fs.IntVar(&o.auditLogMaxSize, "audit-log-max-size", o.auditLogMaxSize, "MiB after which --audit-log-path is rotated to PATH.1")
+	fs.IntVar(&o.auditLogMaxBackups, "audit-log-max-backups", o.auditLogMaxBackups, "rotated audit log files to keep")
 	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "address of the plain-HTTP listener for /metrics, /healthz and /readyz")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
@@ -181,6 +190,9 @@ func (o *serveOptions) validate() error {
 	if _, err := parseLevel(o.logLevel); err != nil {
 		errs = append(errs, err)
 	}
+	if o.auditLogMaxSize < 1 || o.auditLogMaxBackups < 0 {
+		add("--audit-log-max-size must be at least 1 (MiB) and --audit-log-max-backups not negative")
+	}
 	if o.shutdownGrace < 0 {
 		add("--shutdown-grace must not be negative")
 	}
@@ -205,8 +217,8 @@ func (o *serveOptions) validateIdentitySources() []error {
 	case (o.oidc.issuerURL == "") != (o.oidc.clientID == ""):
 		add("--oidc-issuer-url and --oidc-client-id go together; give both")
 	}
-	if len(o.clientCAFiles) == 0 && (o.clientCertMapping != "" || len(o.clientCRLFiles) > 0 || len(o.trustedProxyCIDRs) > 0) {
-		add("--client-cert-mapping, --client-crl-file and --trusted-proxy-cidrs need --client-ca-file; without it no client certificate is accepted")
+	if len(o.clientCAFiles) == 0 && (o.clientCertMapping != "" || len(o.clientCRLFiles) > 0) {
+		add("--client-cert-mapping and --client-crl-file need --client-ca-file; without it no client certificate is accepted")
 	}
 	if o.tokenCacheTTL < 0 {
 		add("--token-cache-ttl must not be negative")

@@ -140,6 +140,15 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		return nil, fmt.Errorf("the discovery document (%s) cannot be served: %w", proxy.DiscoveryPath, err)
 	}
 
+	trusted, err := clientcert.ParseTrustedProxies(o.trustedProxyCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := o.auditLog(d)
+	if err != nil {
+		return nil, err
+	}
+
 	upstream, _ := url.Parse(o.upstream) // validated
 	handler, err = proxy.New(proxy.Config{
 		Upstream:          upstream,
@@ -152,6 +161,8 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		Ready:             sources.ready,
 		Discovery:         proxy.DiscoveryHandler(discovery),
 		Logger:            logger,
+		Audit:             audit,
+		TrustedProxies:    trusted,
 		Metrics:           proxy.NewMetrics(registry),
 	})
 	if err != nil {
@@ -174,6 +185,21 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		background: append(sources.background, watches.runs...),
 		ready:      sources.ready,
 	}, nil
+}
+
+// auditLog opens --audit-log-path: nil when unset, stdout for "-".
+func (o *serveOptions) auditLog(d deps) (*proxy.AuditLog, error) {
+	switch o.auditLogPath {
+	case "":
+		return nil, nil
+	case "-":
+		return proxy.NewAuditLog(d.stdout), nil
+	}
+	f, err := proxy.OpenRotatingFile(o.auditLogPath, int64(o.auditLogMaxSize)<<20, o.auditLogMaxBackups)
+	if err != nil {
+		return nil, fmt.Errorf("--audit-log-path: %w", err)
+	}
+	return proxy.NewAuditLog(f), nil
 }
 
 // upstreamTransports reads the front-proxy client certificate and the

@@ -56,6 +56,9 @@ type Cluster struct {
 	// RequestHeaderFlags are the kube-apiserver flags `frontgate flags`
 	// printed, passed to kube-apiserver verbatim.
 	RequestHeaderFlags []string
+	// APIServerAuditLog is kube-apiserver's own audit log (JSON lines, every
+	// request at level Metadata).
+	APIServerAuditLog string
 	// OIDC is the OpenID Provider started with the cluster.
 	OIDC *OIDCProvider
 	// Users are the OpenID Provider's users.
@@ -278,6 +281,11 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 
 // startAPIServer starts kube-apiserver and waits for /readyz.
 func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
+	policy := filepath.Join(c.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"), 0o600); err != nil {
+		return err
+	}
+	c.APIServerAuditLog = filepath.Join(c.Dir, "logs", "kube-apiserver-audit.log")
 	var lastErr error
 	for range bindRetries {
 		port, err := FreePort()
@@ -301,6 +309,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 			"--endpoint-reconciler-type=none",
 			"--cert-dir=" + filepath.Join(c.Dir, "pki", "apiserver-generated"),
 			"--profiling=false",
+			"--audit-policy-file=" + policy,
+			"--audit-log-path=" + c.APIServerAuditLog,
+			"--audit-log-format=json",
 			// Node agents (test/cluster's kwok node) are reached on their
 			// InternalIP with a client certificate, and their serving
 			// certificates are verified against the cluster CA.
