@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 
 	"crypto"
 	"crypto/tls"
@@ -25,12 +26,12 @@ import (
 )
 
 // TestCredentialRotation rotates frontgate's front-proxy client certificate
-// and its serving certificate while a watch is open and requests run in a
-// loop. kube-apiserver's own view proves the new client certificate is in
+// and its serving certificate while a watch and an exec session are open and
+// requests run in a loop. kube-apiserver's own view proves the new client certificate is in
 // use: it comes from a second requestheader CA, and the first CA is then
 // removed from kube-apiserver's (dynamically reloaded) CA bundle — requests
 // through frontgate keep succeeding. No request fails, and the open watch
-// keeps delivering events.
+// keeps delivering events, and the exec session keeps echoing.
 func TestCredentialRotation(t *testing.T) {
 	need(t)
 	pkiDir := env.FrontgatePKIDir
@@ -73,7 +74,8 @@ func TestCredentialRotation(t *testing.T) {
 	)})
 	ns := namespace(t, "e2e-rotation")
 	token := idToken(t, cluster.ClientWeb, "carol")
-	grantRole(t, ns, mappedName("carol"), "get,list,watch,create", "configmaps")
+	admin(t, "-n", ns, "create", "role", "rotation", "--verb=get,list,watch,create", "--resource=configmaps,pods,pods/exec")
+	admin(t, "-n", ns, "create", "rolebinding", "rotation", "--role=rotation", "--user="+mappedName("carol"))
 	client := fgClient(t, f, false)
 	servingSerial := func() string {
 		conn, err := tls.Dial("tcp", strings.TrimPrefix(f.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
@@ -108,6 +110,16 @@ func TestCredentialRotation(t *testing.T) {
 		}
 		close(events)
 	}()
+
+	// An open exec session, through frontgate, on the test kubelet.
+	c, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	if _, err := execNode.CreatePod(c, ns, "rotation", cluster.PodOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	session := startKubectl(t, kubectls(t)[0], kubeconfigFor(t, f, token), nil, true, 5*time.Minute, "-n", ns, "exec", "-i", "rotation", "--", "cat")
+	_, _ = io.WriteString(session.stdin, "before rotation\n")
+	session.await(t, "the echo before the rotation", time.Minute, func(stdout, _ string) bool { return strings.Contains(stdout, "before rotation") })
 
 	// Requests in a loop.
 	var (
@@ -165,6 +177,13 @@ func TestCredentialRotation(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
+	_, _ = io.WriteString(session.stdin, "after rotation\n")
+	session.await(t, "the echo after the rotation", time.Minute, func(stdout, _ string) bool { return strings.Contains(stdout, "after rotation") })
+	_ = session.stdin.Close()
+	if r := session.wait(t, time.Minute); r.code != 0 {
+		t.Errorf("the exec session opened before the rotation ended with %v", r)
+	}
+
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d of %d requests failed during the rotation; last: %v", n, total.Load(), lastFailure.Load())
 	}
@@ -180,7 +199,7 @@ func TestCredentialRotation(t *testing.T) {
 				t.Fatal("the watch opened before the rotation was closed")
 			}
 			if strings.Contains(ev, `"name":"after-rotation"`) {
-				t.Logf("%d requests during the rotation, none failed; the open watch delivered the event", total.Load())
+				t.Logf("%d requests during the rotation, none failed; the open watch delivered the event and the exec session echoed", total.Load())
 				return
 			}
 		case <-deadline:
