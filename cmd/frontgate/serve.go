@@ -104,23 +104,29 @@ func (o *serveOptions) build(d deps) (*server, error) {
 	// Upstream credentials: rotated by building new transports, so every new
 	// request uses the new certificate while open streams finish on the old.
 	var handler *proxy.Handler
+	var probe *proxy.UpstreamProbe
 	upstreamFiles := []string{o.proxyClientCertFile, o.proxyClientKeyFile}
 	if o.upstreamCAFile != "" {
 		upstreamFiles = append(upstreamFiles, o.upstreamCAFile)
 	}
 	if err := watches.add("upstream-credentials", upstreamFiles, func() error {
-		transports, passthrough, err := o.upstreamTransports(watches.metrics)
+		transports, certless, err := o.upstreamTransports(watches.metrics)
 		if err != nil {
 			return err
 		}
-		handler.SetTransports(transports, passthrough)
+		handler.SetTransports(transports, &certless)
+		probe.SetTransport(certless.Ordinary)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	transports, passthrough, err := o.upstreamTransports(watches.metrics)
+	transports, certless, err := o.upstreamTransports(watches.metrics)
 	if err != nil {
 		return nil, err
+	}
+	var passthrough *proxy.Transports
+	if o.tokenPassthrough {
+		passthrough = &certless
 	}
 
 	sources, err := o.buildIdentitySources(logger, registry, watches)
@@ -150,6 +156,7 @@ func (o *serveOptions) build(d deps) (*server, error) {
 	}
 
 	upstream, _ := url.Parse(o.upstream) // validated
+	probe = proxy.NewUpstreamProbe(upstream, certless.Ordinary, upstreamProbeInterval)
 	handler, err = proxy.New(proxy.Config{
 		Upstream:          upstream,
 		Authenticator:     sources.authenticator,
@@ -182,8 +189,10 @@ func (o *serveOptions) build(d deps) (*server, error) {
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil },
 		}),
-		background: append(sources.background, watches.runs...),
-		ready:      sources.ready,
+		background: append(append(sources.background, watches.runs...), probe.Run),
+		ready: func() error {
+			return errors.Join(sources.ready(), probe.Ready())
+		},
 	}, nil
 }
 
@@ -202,29 +211,31 @@ func (o *serveOptions) auditLog(d deps) (*proxy.AuditLog, error) {
 	return proxy.NewAuditLog(f), nil
 }
 
+// upstreamProbeInterval is how often /readyz asks kube-apiserver whether it
+// serves.
+const upstreamProbeInterval = 2 * time.Second
+
 // upstreamTransports reads the front-proxy client certificate and the
-// upstream CA and makes the transports that reach kube-apiserver.
-func (o *serveOptions) upstreamTransports(metrics *reload.Metrics) (proxy.Transports, *proxy.Transports, error) {
+// upstream CA and makes the transports that reach kube-apiserver: with the
+// certificate, for requests whose identity frontgate established, and
+// without it, for token passthrough and the readiness probe.
+func (o *serveOptions) upstreamTransports(metrics *reload.Metrics) (withCert, certless proxy.Transports, err error) {
 	clientCert, err := proxy.LoadClientCertificate(o.proxyClientCertFile, o.proxyClientKeyFile)
 	if err != nil {
-		return proxy.Transports{}, nil, err
+		return withCert, certless, err
 	}
 	var roots *x509.CertPool
 	if o.upstreamCAFile != "" {
 		if roots, err = pki.Pool(o.upstreamCAFile); err != nil {
-			return proxy.Transports{}, nil, fmt.Errorf("--upstream-ca-file: %w", err)
+			return withCert, certless, fmt.Errorf("--upstream-ca-file: %w", err)
 		}
 	}
 	metrics.ObserveCertificate("proxy-client-cert-file", clientCert.Leaf)
-	transports := proxy.NewTransports(proxy.UpstreamTLS{
+	withCert = proxy.NewTransports(proxy.UpstreamTLS{
 		RootCAs:           roots,
 		ClientCertificate: func() (*tls.Certificate, error) { return clientCert, nil },
 	})
-	if !o.tokenPassthrough {
-		return transports, nil, nil
-	}
-	passthrough := proxy.NewTransports(proxy.UpstreamTLS{RootCAs: roots})
-	return transports, &passthrough, nil
+	return withCert, proxy.NewTransports(proxy.UpstreamTLS{RootCAs: roots}), nil
 }
 
 // servingCertificates returns the serving certificate in use, reloaded when
