@@ -2,14 +2,12 @@ package kubeconfig
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/frontgate/frontgate/cmd/frontgate/internal/login"
 	"github.com/frontgate/frontgate/proxy"
 )
 
@@ -29,7 +27,7 @@ func Fetch(ctx context.Context, client *http.Client, base string) (proxy.Discove
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		if isCertificateError(err) {
+		if login.IsCertificateError(err) {
 			return proxy.Discovery{}, fmt.Errorf("the certificate of %s is not trusted (%v): give frontgate's CA with --certificate-authority", base, err)
 		}
 		return proxy.Discovery{}, fmt.Errorf("cannot reach frontgate at %s (%v): check --from and your network", base, err)
@@ -59,13 +57,4 @@ func SelectIssuer(d proxy.Discovery, issuerURL string) (proxy.DiscoveryIssuer, e
 		return proxy.DiscoveryIssuer{}, fmt.Errorf("frontgate accepts tokens from several issuers; choose one with --issuer-url: %s", strings.Join(urls, ", "))
 	}
 	return proxy.DiscoveryIssuer{}, fmt.Errorf("frontgate does not accept tokens from --issuer-url %s; it accepts: %s", issuerURL, strings.Join(urls, ", "))
-}
-
-// isCertificateError reports whether err is a TLS verification failure.
-func isCertificateError(err error) bool {
-	var unknown x509.UnknownAuthorityError
-	var invalid x509.CertificateInvalidError
-	var hostname x509.HostnameError
-	var verify *tls.CertificateVerificationError
-	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) || errors.As(err, &verify)
 }

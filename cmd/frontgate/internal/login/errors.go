@@ -105,8 +105,8 @@ func isTransportError(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe)
 }
 
-// isCertificateError reports whether err is a TLS verification failure.
-func isCertificateError(err error) bool {
+// IsCertificateError reports whether err is a TLS verification failure.
+func IsCertificateError(err error) bool {
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	var hostname x509.HostnameError
@@ -117,7 +117,7 @@ func isCertificateError(err error) bool {
 // unreachable turns a transport error talking to what (an URL) into an
 // Error.
 func unreachable(what string, err error) *Error {
-	if isCertificateError(err) {
+	if IsCertificateError(err) {
 		return newError(KindIssuerUnreachable, err, "the certificate of %s is not trusted (%s): give the issuer's CA with --ca-file", what, describe(err))
 	}
 	return newError(KindIssuerUnreachable, err, "cannot reach the issuer at %s (%s): check --issuer-url, your network and proxy settings", what, describe(err))
