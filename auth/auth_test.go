@@ -129,6 +129,16 @@ func TestIdentityValidate(t *testing.T) {
 		{"NUL in uid", Identity{Name: "a", UID: "\x00"}, true},
 		{"empty extra key", Identity{Name: "a", Extra: map[string][]string{"": {"v"}}}, true},
 		{"bad UTF-8 in extra value", Identity{Name: "a", Extra: map[string][]string{"k": {"\xc3"}}}, true},
+		// HTTP/1.1 trims header values: " system:masters" would arrive as
+		// system:masters.
+		{"leading space in group", Identity{Name: "a", Groups: []string{" system:masters"}}, true},
+		{"leading tab in group", Identity{Name: "a", Groups: []string{"\tsystem:masters"}}, true},
+		{"trailing space in name", Identity{Name: "bob "}, true},
+		{"leading space in uid", Identity{Name: "a", UID: " 1"}, true},
+		{"trailing tab in extra value", Identity{Name: "a", Extra: map[string][]string{"k": {"v\t"}}}, true},
+		{"whitespace-only name", Identity{Name: " "}, true},
+		{"spaces inside values", Identity{Name: "a b", Groups: []string{"x\ty"}, Extra: map[string][]string{"k": {"a b"}}}, false},
+		{"extra key with spaces (escaped on the wire)", Identity{Name: "a", Extra: map[string][]string{" k ": {"v"}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -187,3 +187,12 @@ func TestRotatingFile(t *testing.T) {
 		t.Errorf("mode %v, want 0600", info.Mode().Perm())
 	}
 }
+
+func TestClientAuditIDIsReplaced(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up)
+	do(t, p.Client(), "GET", p.URL+"/api", http.Header{"Authorization": {"Bearer alice"}, "Audit-Id": {"chosen-by-the-client"}})
+	if got := up.seen()[0].Header.Values("Audit-Id"); len(got) != 1 || got[0] == "chosen-by-the-client" {
+		t.Errorf("kube-apiserver got Audit-ID %q, want one frontgate chose", got)
+	}
+}

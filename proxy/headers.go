@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	"github.com/frontgate/frontgate/auth"
@@ -62,7 +63,7 @@ func normalizedName(name string) string {
 
 // Sanitize deletes from h every credential and identity header a client may
 // have sent: Authorization and credentialHeaders, every configured username,
-// group and uid header
+// group and uid header and kubeadm's X-Remote-* defaults
 // and every header under an extra prefix (in any letter case, with
 // underscores or hyphens), and every bearer-token entry of
 // Sec-WebSocket-Protocol. Impersonate-* headers are kept: kube-apiserver
@@ -77,15 +78,22 @@ type identityMatcher struct {
 	prefixes []string
 }
 
+// newIdentityMatcher matches the configured names and, always, the names of
+// [DefaultHeaderNames]: a cluster whose kube-apiserver reads X-Remote-Uid
+// while frontgate is configured without a uid header must still never see
+// a client's X-Remote-Uid.
 func newIdentityMatcher(names HeaderNames, credentialHeaders ...string) identityMatcher {
 	m := identityMatcher{exact: map[string]bool{"authorization": true}}
-	for _, list := range [][]string{credentialHeaders, names.Username, names.Group, names.UID} {
+	defaults := DefaultHeaderNames()
+	for _, list := range [][]string{credentialHeaders, names.Username, names.Group, names.UID, defaults.Username, defaults.Group, defaults.UID} {
 		for _, name := range list {
 			m.exact[normalizedName(name)] = true
 		}
 	}
-	for _, prefix := range names.ExtraPrefix {
-		m.prefixes = append(m.prefixes, normalizedName(prefix))
+	for _, prefix := range append(slices.Clone(names.ExtraPrefix), defaults.ExtraPrefix...) {
+		if p := normalizedName(prefix); !slices.Contains(m.prefixes, p) {
+			m.prefixes = append(m.prefixes, p)
+		}
 	}
 	return m
 }
@@ -114,28 +122,30 @@ func (m identityMatcher) sanitize(h http.Header) {
 }
 
 // stripBearerSubprotocols removes bearer-token entries from every
-// Sec-WebSocket-Protocol line and keeps the other subprotocols in order.
+// Sec-WebSocket-Protocol line, under its name in any letter case (lines of
+// names that differ in case only are merged on the way to kube-apiserver),
+// and keeps the other subprotocols in order.
 func stripBearerSubprotocols(h http.Header) {
-	const key = "Sec-Websocket-Protocol"
-	lines, ok := h[key]
-	if !ok {
-		return
-	}
-	var kept []string
-	for _, line := range lines {
-		for _, p := range strings.Split(line, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" || (len(p) >= len(auth.WebSocketBearerPrefix) && strings.EqualFold(p[:len(auth.WebSocketBearerPrefix)], auth.WebSocketBearerPrefix)) {
-				continue
-			}
-			kept = append(kept, p)
+	for key, lines := range h {
+		if !strings.EqualFold(key, "Sec-Websocket-Protocol") {
+			continue
 		}
+		var kept []string
+		for _, line := range lines {
+			for _, p := range strings.Split(line, ",") {
+				p = strings.TrimSpace(p)
+				if p == "" || (len(p) >= len(auth.WebSocketBearerPrefix) && strings.EqualFold(p[:len(auth.WebSocketBearerPrefix)], auth.WebSocketBearerPrefix)) {
+					continue
+				}
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, key)
+			continue
+		}
+		h[key] = []string{strings.Join(kept, ", ")}
 	}
-	if len(kept) == 0 {
-		delete(h, key)
-		return
-	}
-	h[key] = []string{strings.Join(kept, ", ")}
 }
 
 // Limits bound what one identity may put into request headers.

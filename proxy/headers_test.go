@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"net/http"
+	"net/textproto"
 	"reflect"
 	"slices"
 	"testing"
@@ -49,14 +52,21 @@ func TestSanitizeRemovesEveryIdentityHeaderInAnyCase(t *testing.T) {
 			name: "custom names from kube-apiserver's flags, every name of each list",
 			in: http.Header{
 				"X-Forwarded-User": {"a"}, "X-Alt-User": {"b"}, "X-Forwarded-Groups": {"g"},
-				"X-Forwarded-Extra-K": {"v"}, "X-Remote-User": {"kept: not configured"},
+				"X-Forwarded-Extra-K": {"v"}, "X-Remote-User": {"admin"}, "X-Remote-Uid": {"0"}, "X-Remote-Extra-Scopes": {"all"},
+				"X-Other": {"kept"},
 			},
 			names: HeaderNames{
 				Username: []string{"X-Forwarded-User", "X-Alt-User"}, Group: []string{"X-Forwarded-Groups"},
 				ExtraPrefix: []string{"X-Forwarded-Extra-"},
 			},
-			kept:   []string{"X-Remote-User"},
-			absent: []string{"X-Forwarded-User", "X-Alt-User", "X-Forwarded-Groups", "X-Forwarded-Extra-K"},
+			kept:   []string{"X-Other"},
+			absent: []string{"X-Forwarded-User", "X-Alt-User", "X-Forwarded-Groups", "X-Forwarded-Extra-K", "X-Remote-User", "X-Remote-Uid", "X-Remote-Extra-Scopes"},
+		},
+		{
+			name:   "kubeadm's defaults even when no uid header is configured",
+			in:     http.Header{"X-Remote-Uid": {"0"}, "x-remote-uid": {"0"}},
+			names:  HeaderNames{Username: []string{"X-Remote-User"}, Group: []string{"X-Remote-Group"}, ExtraPrefix: []string{"X-Remote-Extra-"}},
+			absent: []string{"X-Remote-Uid", "x-remote-uid"},
 		},
 		{
 			name:   "credential headers meant for frontgate alone",
@@ -213,6 +223,10 @@ func TestIdentityHeadersRefusesUnsafeValues(t *testing.T) {
 		{"DEL in extra value", auth.Identity{Name: "alice", Extra: map[string][]string{"k": {"\x7f"}}}},
 		{"control in extra key", auth.Identity{Name: "alice", Extra: map[string][]string{"k\r": {"v"}}}},
 		{"invalid UTF-8", auth.Identity{Name: "\xff\xfe"}},
+		{"leading space before a reserved group", auth.Identity{Name: "alice", Groups: []string{" system:masters"}}},
+		{"leading tab before a reserved group", auth.Identity{Name: "alice", Groups: []string{"\tsystem:masters"}}},
+		{"trailing space in name", auth.Identity{Name: "bob "}},
+		{"trailing space in extra value", auth.Identity{Name: "alice", Extra: map[string][]string{"k": {"v "}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,4 +332,30 @@ func lower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestHTTP1DropsEdgeWhitespaceOfHeaderValues is why IdentityHeaders refuses
+// values that begin or end with whitespace: upgrades reach kube-apiserver
+// over HTTP/1.1, where a group " system:masters" is written and read back as
+// system:masters — past the reserved-name check, which saw the untrimmed
+// value.
+func TestHTTP1DropsEdgeWhitespaceOfHeaderValues(t *testing.T) {
+	var wire bytes.Buffer
+	h := http.Header{"X-Remote-Group": {" system:masters", "\tsystem:masters"}}
+	if err := h.Write(&wire); err != nil {
+		t.Fatal(err)
+	}
+	wire.WriteString("\r\n")
+	got, err := textproto.NewReader(bufio.NewReader(&wire)).ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Values("X-Remote-Group"); !slices.Equal(v, []string{"system:masters", "system:masters"}) {
+		t.Skipf("HTTP/1.1 keeps the whitespace now (%q); the refusal stays as defence in depth", v)
+	}
+	for _, g := range h.Values("X-Remote-Group") {
+		if _, err := IdentityHeaders(&auth.Identity{Name: "alice", Groups: []string{g}}, DefaultHeaderNames(), DefaultLimits()); err == nil {
+			t.Errorf("IdentityHeaders accepted the group %q, which kube-apiserver would read as system:masters", g)
+		}
+	}
 }

@@ -155,10 +155,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.finish(rec, r, auditID, id, f, start) }()
 	refuse := func(refusal Refusal) {
 		rec.Header().Set("Audit-ID", auditID)
+		dropUnreadBody(rec, r)
 		refusal.Write(rec)
 	}
 
 	if h.cfg.Discovery != nil && r.URL.Path == DiscoveryPath {
+		dropUnreadBody(rec, r)
 		h.cfg.Discovery.ServeHTTP(rec, r)
 		return
 	}
@@ -200,6 +202,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f = &forward{auditID: auditID, identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
 	h.serveForward(rec, r, f)
+}
+
+// dropUnreadBody prepares an answer frontgate gives itself, without reading
+// the request body. Left alone, net/http would read the unread body (up to
+// 256 KiB) before sending the answer, with no deadline — the proxy server
+// has no ReadTimeout, which would cut watches and exec sessions — so a client
+// that declares a body and never sends it would hold the connection and its
+// goroutine for ever without ever being authenticated. Over HTTP/1.x the
+// answer therefore closes the connection and reading the body fails at once;
+// HTTP/2 resets the stream by itself.
+func dropUnreadBody(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 1 || r.ContentLength == 0 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // serveForward hands the request to the reverse proxy with its decision f.

@@ -254,6 +254,61 @@ func TestUnauthenticatedRequestsAreAnsweredAndNeverForwarded(t *testing.T) {
 	}
 }
 
+// TestRefusalsDoNotWaitForTheBody: a request frontgate answers itself is
+// answered at once, and over HTTP/1.1 its connection closed, even when the
+// body it declared never arrives. Without this net/http reads the unread
+// body before sending the answer, and the proxy server has no ReadTimeout
+// (it would cut watches and exec sessions): a client without credentials
+// could hold a connection and its goroutine for ever.
+func TestRefusalsDoNotWaitForTheBody(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newTestProxy(t, up, func(c *Config) {
+		c.Discovery = DiscoveryHandler(Discovery{Issuers: []DiscoveryIssuer{{URL: "https://issuer.example", ClientID: "kubernetes"}}})
+	})
+	tests := []struct {
+		name, head string
+		want       int
+	}{
+		{"no credentials, Content-Length", "POST /api/v1/pods HTTP/1.1\r\nHost: HOST\r\nContent-Length: 100000\r\n\r\n{", 401},
+		{"no credentials, chunked", "POST /api/v1/pods HTTP/1.1\r\nHost: HOST\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123", 401},
+		{"rejected token", "POST /api/v1/pods HTTP/1.1\r\nHost: HOST\r\nAuthorization: Bearer expired\r\nContent-Length: 10\r\n\r\n", 401},
+		{"unsafe identity", "POST /api/v1/pods HTTP/1.1\r\nHost: HOST\r\nAuthorization: Bearer evil\r\nContent-Length: 10\r\n\r\n", 500},
+		{"too many groups", "POST /api/v1/pods HTTP/1.1\r\nHost: HOST\r\nAuthorization: Bearer many-groups\r\nContent-Length: 10\r\n\r\n", 431},
+		{"discovery", "POST " + DiscoveryPath + " HTTP/1.1\r\nHost: HOST\r\nContent-Length: 10\r\n\r\n", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, _ := url.Parse(p.URL)
+			conn, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+			_, _ = io.WriteString(conn, strings.ReplaceAll(tt.head, "HOST", u.Host))
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer while the body is outstanding: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+				t.Errorf("connection not closed after the answer: %v", err)
+			}
+		})
+	}
+	// A refusal of a request without a body keeps the connection.
+	conn, br, resp := rawRequest(t, p.URL, "GET /api HTTP/1.1\r\nHost: HOST\r\n\r\n")
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.WriteString(conn, "GET /api HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("second request on a kept-alive connection after a 401: %v", err)
+	}
+}
+
 func TestNotReadyAnswers503(t *testing.T) {
 	up := newUpstream(t, nil)
 	p := newTestProxy(t, up, func(c *Config) { c.Ready = func() error { return errors.New("issuer unreachable") } })

@@ -69,7 +69,27 @@ type Transports struct {
 // and never reuses a connection, so a refused upgrade cannot leave a
 // credentialed connection behind. Neither follows redirects (a Transport
 // never does) nor limits how long a response may stream.
+//
+// The HTTP/2 connection, which every ordinary request and watch shares, is
+// health-checked as client-go checks its own: after 30 s without a frame
+// from kube-apiserver it sends a PING, and closes the connection when the
+// PING is not answered within 15 s. Without it, a connection that went
+// silent (a network partition, a kube-apiserver host that died without
+// closing it, a load balancer that dropped the flow) would take every new
+// request with it, for as long as TCP takes to give up: minutes.
 func NewTransports(cfg UpstreamTLS) Transports {
+	return newTransports(cfg, upstreamHealthCheck)
+}
+
+// healthCheck is when the HTTP/2 connection to kube-apiserver is pinged
+// (after idle without a frame received) and how long the answer may take.
+type healthCheck struct{ idle, timeout time.Duration }
+
+// upstreamHealthCheck is client-go's default (HTTP2_READ_IDLE_TIMEOUT_SECONDS,
+// HTTP2_PING_TIMEOUT_SECONDS).
+var upstreamHealthCheck = healthCheck{idle: 30 * time.Second, timeout: 15 * time.Second}
+
+func newTransports(cfg UpstreamTLS, health healthCheck) Transports {
 	base := func() *http.Transport {
 		return &http.Transport{
 			Proxy: nil,
@@ -88,6 +108,7 @@ func NewTransports(cfg UpstreamTLS) Transports {
 	ordinary.Protocols.SetHTTP1(true)
 	ordinary.Protocols.SetHTTP2(true)
 	ordinary.ForceAttemptHTTP2 = true
+	ordinary.HTTP2 = &http.HTTP2Config{SendPingTimeout: health.idle, PingTimeout: health.timeout}
 
 	upgrade := base()
 	upgrade.Protocols = new(http.Protocols)

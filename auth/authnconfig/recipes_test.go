@@ -117,6 +117,36 @@ func TestRecipes(t *testing.T) {
 			{name: "a string", aud: "kubernetes", claims: map[string]any{"role": "admin"}, want: &outcome{ok: true, name: "idp:alice", groups: []string{"idp:admin"}}},
 			{name: "a list", aud: "kubernetes", claims: map[string]any{"role": []string{"a", "b"}}, want: &outcome{ok: true, name: "idp:alice", groups: []string{"idp:a", "idp:b"}}},
 		},
+		"github-actions": {
+			{name: "environment", aud: "frontgate.example.com", claims: map[string]any{
+				"sub": "repo:example-org/app:environment:production", "repository": "example-org/app",
+				"repository_owner": "example-org", "repository_owner_id": "123456", "ref": "refs/heads/main", "environment": "production",
+				"actor": "octocat", "job_workflow_ref": "example-org/app/.github/workflows/deploy.yaml@refs/heads/main", "run_id": "42",
+			}, want: &outcome{ok: true, name: "github:example-org/app:environment:production", uid: "repo:example-org/app:environment:production",
+				groups: []string{"github:example-org", "github:example-org/app", "github:example-org/app:environment:production"},
+				extra:  map[string][]string{"github.example.com/actor": {"octocat"}, "github.example.com/workflow": {"example-org/app/.github/workflows/deploy.yaml@refs/heads/main"}, "github.example.com/run-id": {"42"}}}},
+			{name: "main without an environment", aud: "frontgate.example.com", claims: map[string]any{
+				"sub": "repo:example-org/app:ref:refs/heads/main", "repository": "example-org/app",
+				"repository_owner": "example-org", "repository_owner_id": "123456", "ref": "refs/heads/main",
+			}, want: &outcome{ok: true, name: "github:example-org/app:refs/heads/main", uid: "repo:example-org/app:ref:refs/heads/main",
+				groups: []string{"github:example-org", "github:example-org/app"}}},
+			{name: "another branch", aud: "frontgate.example.com", claims: map[string]any{
+				"sub": "repo:example-org/app:ref:refs/heads/feature", "repository": "example-org/app",
+				"repository_owner": "example-org", "repository_owner_id": "123456", "ref": "refs/heads/feature",
+			}},
+			{name: "another owner", aud: "frontgate.example.com", claims: map[string]any{
+				"sub": "repo:mallory/app:environment:production", "repository": "mallory/app",
+				"repository_owner": "mallory", "repository_owner_id": "999", "ref": "refs/heads/main", "environment": "production",
+			}},
+			{name: "owner name taken over", aud: "frontgate.example.com", claims: map[string]any{
+				"sub": "repo:example-org/app:ref:refs/heads/main", "repository": "example-org/app",
+				"repository_owner": "example-org", "repository_owner_id": "999", "ref": "refs/heads/main",
+			}},
+			{name: "default audience", aud: "https://github.com/example-org", claims: map[string]any{
+				"sub": "repo:example-org/app:ref:refs/heads/main", "repository": "example-org/app",
+				"repository_owner": "example-org", "repository_owner_id": "123456", "ref": "refs/heads/main",
+			}},
+		},
 		"several-client-ids": {
 			{name: "kubectl", aud: "kubectl", claims: map[string]any{"email": "alice@example.com", "groups": []string{"dev"}},
 				want: &outcome{ok: true, name: "alice@example.com", groups: []string{"people:dev"}}},

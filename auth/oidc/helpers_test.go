@@ -49,7 +49,7 @@ type env struct {
 // newEnv starts an issuer serving keys (the first one signs by default),
 // and an authenticator for it configured by mutate, and waits until it is
 // ready.
-func newEnv(t *testing.T, mutate func(*Options), keys ...testKey) *env {
+func newEnv(t testing.TB, mutate func(*Options), keys ...testKey) *env {
 	t.Helper()
 	if len(keys) == 0 {
 		keys = []testKey{rsaKey(t, 0, "rsa-0")}
@@ -80,7 +80,7 @@ func newEnv(t *testing.T, mutate func(*Options), keys ...testKey) *env {
 	return e
 }
 
-func waitReady(t *testing.T, a *Authenticator) {
+func waitReady(t testing.TB, a *Authenticator) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for a.Ready() != nil {

@@ -91,11 +91,15 @@ func TestWatcher(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a missing file keeps the current configuration", func(t *testing.T) {
+	t.Run("a missing file keeps the current configuration and counts one failure", func(t *testing.T) {
 		os.Remove(path)
+		w.check()
 		w.check()
 		if got := applied.Load(); got != "v3" {
 			t.Errorf("in use %q, want v3", got)
+		}
+		if f := count("failure"); f != 2 {
+			t.Errorf("failures %v, want 2 (one for the invalid file, one for the outage)", f)
 		}
 	})
 	if testutil.ToFloat64(m.lastSuccess.WithLabelValues("test")) == 0 {

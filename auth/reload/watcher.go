@@ -69,6 +69,9 @@ type Options struct {
 type Watcher struct {
 	opts Options
 	last [32]byte
+	// unreadable is set while the files cannot be read, so that an outage
+	// counts as one failed reload rather than one per interval.
+	unreadable bool
 }
 
 // New reads the files once, so create it before the configuration is first
@@ -112,9 +115,14 @@ func (w *Watcher) check() {
 	log := w.opts.Logger.With("config", w.opts.Name)
 	sum, err := w.digest()
 	if err != nil {
-		log.Warn("configuration files unreadable; keeping the current configuration", "error", err)
+		if !w.unreadable {
+			w.unreadable = true
+			w.opts.Metrics.reloads.WithLabelValues(w.opts.Name, "failure").Inc()
+			log.Error("configuration files unreadable; keeping the current configuration", "error", err)
+		}
 		return
 	}
+	w.unreadable = false
 	if sum == w.last {
 		return
 	}

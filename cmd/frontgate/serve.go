@@ -185,10 +185,9 @@ func (o *serveOptions) build(d deps) (*server, error) {
 		logger:   logger,
 		registry: registry,
 		handler:  handler,
-		tls: sources.listenerTLS(&tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil },
-		}),
+		tls: sources.listenerTLS(servingTLS(func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return serving.Load(), nil
+		})),
 		background: append(append(sources.background, watches.runs...), probe.Run),
 		ready: func() error {
 			return errors.Join(sources.ready(), probe.Ready())

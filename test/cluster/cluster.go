@@ -65,6 +65,7 @@ type Cluster struct {
 	Users []User
 
 	pki     *clusterPKI
+	etcdURL string
 	logf    func(string, ...any)
 	ownsDir bool
 	keepDir bool
@@ -132,9 +133,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.startAPIServer(ctx, etcdURL); err != nil {
+	c.etcdURL = etcdURL
+	apiServer, err := c.newAPIServer(ctx, "kube-apiserver")
+	if err != nil {
 		return nil, err
 	}
+	c.APIServerURL, c.APIServerAuditLog = apiServer.URL, apiServer.AuditLog
 	if err := c.writeAdminKubeconfig(); err != nil {
 		return nil, err
 	}
@@ -277,74 +281,6 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 		}
 	}
 	return "", lastErr
-}
-
-// startAPIServer starts kube-apiserver and waits for /readyz.
-func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
-	policy := filepath.Join(c.Dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"), 0o600); err != nil {
-		return err
-	}
-	c.APIServerAuditLog = filepath.Join(c.Dir, "logs", "kube-apiserver-audit.log")
-	var lastErr error
-	for range bindRetries {
-		port, err := FreePort()
-		if err != nil {
-			return err
-		}
-		c.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-		args := []string{
-			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
-			fmt.Sprintf("--secure-port=%d", port),
-			"--tls-cert-file=" + c.pki.servingCert,
-			"--tls-private-key-file=" + c.pki.servingKey,
-			"--client-ca-file=" + c.pki.caFile,
-			"--authorization-mode=RBAC",
-			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-			"--service-account-key-file=" + c.pki.serviceAccountPubKey,
-			"--service-account-signing-key-file=" + c.pki.serviceAccountKey,
-			"--service-cluster-ip-range=10.0.0.0/24",
-			"--endpoint-reconciler-type=none",
-			"--cert-dir=" + filepath.Join(c.Dir, "pki", "apiserver-generated"),
-			"--profiling=false",
-			"--audit-policy-file=" + policy,
-			"--audit-log-path=" + c.APIServerAuditLog,
-			"--audit-log-format=json",
-			// Node agents (test/cluster's kwok node) are reached on their
-			// InternalIP with a client certificate, and their serving
-			// certificates are verified against the cluster CA.
-			"--kubelet-preferred-address-types=InternalIP",
-			"--kubelet-client-certificate=" + c.pki.kubeletClientCert,
-			"--kubelet-client-key=" + c.pki.kubeletClientKey,
-			"--kubelet-certificate-authority=" + c.pki.caFile,
-		}
-		args = append(args, c.RequestHeaderFlags...)
-		c.logf("starting kube-apiserver on %s", c.APIServerURL)
-		p, err := c.start("kube-apiserver", c.Tools.KubeAPIServer, args, nil)
-		if err != nil {
-			return err
-		}
-		client, err := c.AdminHTTPClient()
-		if err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		lastErr = waitFor(wctx, "kube-apiserver /readyz", p, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-			return statusOK(get(ctx, client, c.APIServerURL+"/readyz"))
-		})
-		cancel()
-		if lastErr == nil {
-			c.logf("kube-apiserver ready")
-			return nil
-		}
-		p.Stop()
-		if !addrInUse(lastErr) {
-			break
-		}
-	}
-	return lastErr
 }
 
 // AdminHTTPClient returns an HTTP client that talks to kube-apiserver

@@ -18,6 +18,11 @@ type FrontgateOptions struct {
 	Issuer string
 	// ClientID is --oidc-client-id; empty means [ClientWeb].
 	ClientID string
+	// Upstream is --upstream; empty means the cluster's first
+	// kube-apiserver ([Cluster.APIServerURL]). Its serving certificate must
+	// verify with the cluster CA for 127.0.0.1, as every [APIServer]'s and
+	// a TCP proxy's in front of one do.
+	Upstream string
 	// Args are further flags, e.g. --oidc-groups-claim amr.
 	Args []string
 	// AuthenticationConfig, when set, is passed as --authentication-config
@@ -57,6 +62,9 @@ func (c *Cluster) StartFrontgate(ctx context.Context, opts FrontgateOptions) (*F
 	if opts.ClientID == "" {
 		opts.ClientID = ClientWeb
 	}
+	if opts.Upstream == "" {
+		opts.Upstream = c.APIServerURL
+	}
 	n := fgCounter.Add(1)
 	var lastErr error
 	for range bindRetries {
@@ -80,7 +88,7 @@ func (c *Cluster) StartFrontgate(ctx context.Context, opts FrontgateOptions) (*F
 			"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
 			"--tls-cert-file", c.frontgateFile("serving.crt"),
 			"--tls-private-key-file", c.frontgateFile("serving.key"),
-			"--upstream", c.APIServerURL,
+			"--upstream", opts.Upstream,
 			"--upstream-ca-file", c.CAFile,
 			"--proxy-client-cert-file", c.frontgateFile("proxy-client.crt"),
 			"--proxy-client-key-file", c.frontgateFile("proxy-client.key"),

@@ -122,6 +122,20 @@ func (p *Process) Stop() {
 	})
 }
 
+// Signal sends sig to the process alone (not to its group).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Kill sends SIGKILL to the process group, as a crash would end it, and
+// returns once the process has exited.
+func (p *Process) Kill() error {
+	if !p.Running() {
+		return errors.New(p.Name + " is not running")
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+	return nil
+}
+
 // Tail returns the last n lines of the process's log.
 func (p *Process) Tail(n int) string { return tailFile(p.LogPath, n) }
 

@@ -103,3 +103,25 @@ func clusterAdminServiceAccountToken(t *testing.T) string {
 	env.RecordSecret(token)
 	return token
 }
+
+// TestSpoofedUIDWithoutUIDHeader: a frontgate configured without a uid
+// header (--requestheader-uid-headers "") in front of a kube-apiserver that
+// reads X-Remote-Uid still strips a client's X-Remote-Uid, so the client
+// cannot choose its UID.
+func TestSpoofedUIDWithoutUIDHeader(t *testing.T) {
+	need(t)
+	f := startFrontgate(t, cluster.FrontgateOptions{Args: []string{"--requestheader-uid-headers", ""}})
+	for _, name := range []string{"X-Remote-Uid", "x-remote-uid", "X_Remote_Uid"} {
+		t.Run(name, func(t *testing.T) {
+			hdr := bearer(idToken(t, cluster.ClientWeb, "alice"))
+			hdr[name] = []string{"forged-uid"}
+			resp, info := whoami(t, fgClient(t, f, true), f.URL, hdr)
+			if info == nil {
+				t.Fatalf("HTTP %d: %s", resp.code, resp.body)
+			}
+			if info.UID != "" {
+				t.Errorf("kube-apiserver saw uid %q, want none", info.UID)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,35 +146,44 @@ func run(m *testing.M) int {
 	return code
 }
 
-// checkNoSecretsInLogs greps every line every frontgate of the run logged for
-// every ID token (and service-account token) the suite used, whole or as its
-// payload or signature segment.
+// checkNoSecretsInLogs greps every line every frontgate of the run logged
+// (serve processes and the harness's frontgate commands) for every ID token
+// (and service-account token) the suite used, whole or as its payload or
+// signature segment, for every cookie and other credential recorded, and for
+// private keys: a PEM header or a line of any key the harness wrote.
 func checkNoSecretsInLogs() error {
-	secrets := env.Secrets()
+	secrets := append(env.Secrets(), keyMaterial()...)
 	var leaks []string
 	lines := 0
+	logs := []string{filepath.Join(env.Dir, "logs", "frontgate-cli.log")}
 	for _, f := range env.Frontgates() {
-		data, err := f.Process.Log()
+		logs = append(logs, f.Process.LogPath)
+	}
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", f.Process.LogPath, err)
+			return fmt.Errorf("reading %s: %w", path, err)
 		}
 		for i, line := range strings.Split(string(data), "\n") {
 			lines++
+			if strings.Contains(line, privateKeyMarker) {
+				leaks = append(leaks, fmt.Sprintf("%s:%d (a PEM private key)", path, i+1))
+			}
 			for _, s := range secrets {
 				for _, needle := range secretNeedles(s) {
 					if strings.Contains(line, needle) {
-						leaks = append(leaks, fmt.Sprintf("%s:%d", f.Process.LogPath, i+1))
+						leaks = append(leaks, fmt.Sprintf("%s:%d", path, i+1))
 					}
 				}
 			}
 		}
 	}
-	fmt.Fprintf(os.Stderr, "e2e: checked %d frontgate log lines from %d processes for %d tokens\n", lines, len(env.Frontgates()), len(secrets))
+	fmt.Fprintf(os.Stderr, "e2e: checked %d frontgate log lines from %d files for %d tokens, cookies and key lines\n", lines, len(logs), len(secrets))
 	if len(secrets) > 0 && lines == 0 {
 		return errors.New("no frontgate log lines to check for tokens")
 	}
 	if len(leaks) > 0 {
-		return fmt.Errorf("frontgate logged a token (or a part of one) at %s", strings.Join(leaks, ", "))
+		return fmt.Errorf("frontgate logged a token, cookie or key (or a part of one) at %s", strings.Join(leaks, ", "))
 	}
 	return nil
 }

@@ -252,7 +252,7 @@ func TestRun(t *testing.T) {
 		{name: "username header mismatch", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
 			in.Headers.Username = []string{"X-Custom-User"}
 		}, want: []want{{"username-headers", Error,
-			`frontgate sends "X-Custom-User", which kube-apiserver does not read (it reads ["X-Remote-User"]), so kube-apiserver refuses every request frontgate forwards (401); kube-apiserver reads ["X-Remote-User"], which frontgate does not strip`,
+			`frontgate sends "X-Custom-User", which kube-apiserver does not read (it reads ["X-Remote-User"]), so kube-apiserver refuses every request frontgate forwards (401)`,
 			"set frontgate's --requestheader-username-headers=X-Remote-User"}}},
 		{name: "kube-apiserver reads a header frontgate does not strip", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
 			in.ConfigMap[KeyUsernameHeaders] = `["X-Remote-User","X-Legacy-User"]`
@@ -279,9 +279,13 @@ func TestRun(t *testing.T) {
 			delete(in.ConfigMap, KeyUIDHeaders)
 			in.Headers.UID = nil
 		}, want: []want{{"uid-headers", Warning, "neither kube-apiserver nor frontgate", "to kube-apiserver and to frontgate"}}},
-		{name: "frontgate without uid header", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
+		{name: "frontgate without uid header still strips kubeadm's", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
 			in.Headers.UID = nil
-		}, want: []want{{"uid-headers", Error, "a client can assert their UID", "set frontgate's --requestheader-uid-headers=X-Remote-Uid"}}},
+		}, want: []want{{"uid-headers", Warning, "not forwarded", "set frontgate's --requestheader-uid-headers=X-Remote-Uid"}}},
+		{name: "frontgate without a non-default uid header kube-apiserver reads", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
+			in.Headers.UID = nil
+			in.ConfigMap[KeyUIDHeaders] = `["X-User-Uid"]`
+		}, want: []want{{"uid-headers", Error, "a client can assert their UID", "set frontgate's --requestheader-uid-headers=X-User-Uid"}}},
 		{name: "frontgate strips the uid header through another list", mutate: func(_ *testing.T, _ *fixture, in *Inputs) {
 			in.Headers.UID = nil
 			in.Headers.Username = []string{"X-Remote-User", "X-Remote-Uid"}

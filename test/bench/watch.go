@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// watchResult is the memory of one proxy process holding idle watches.
+type watchResult struct {
+	scenario    string
+	clients     int
+	want, open  int
+	failed      int
+	firstErr    string
+	baseline    int64 // RSS with the clients connected, before any watch
+	rss, hwm    int64 // with every watch open
+	goroutines  [2]float64
+	heapInuse   [2]float64
+	stackInuse  [2]float64
+	openingTime time.Duration
+	load        string
+}
+
+func (w *watchResult) perStream() float64 {
+	if w.open == 0 {
+		return 0
+	}
+	return float64(w.rss-w.baseline) / float64(w.open)
+}
+
+// idleWatches opens n watches through t from len(t.clients) connections
+// (n/len each), each established end to end (its first event read), and
+// measures the RSS of t.pid before and with all of them open. metricsURL,
+// when set, is frontgate's metrics listener, for goroutines and heap.
+func idleWatches(t *target, n int, metricsURL string, timeout time.Duration, whileOpen func()) *watchResult {
+	res := &watchResult{scenario: t.name, clients: len(t.clients), want: n}
+	// One ordinary request per connection: connections up, token cached.
+	for _, c := range t.clients {
+		if _, err := t.do(context.Background(), c, 0); err != nil {
+			res.firstErr = "warm-up: " + err.Error()
+			return res
+		}
+	}
+	time.Sleep(time.Second)
+	res.baseline, _, _ = memory(t.pid)
+	res.goroutines[0], res.heapInuse[0], res.stackInuse[0] = goMetrics(metricsURL)
+
+	watchURL := *t.url
+	watchURL.RawQuery = url.Values{"watch": {"1"}, "resourceVersion": {"4711"}}.Encode()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		open, failed atomic.Int64
+		errOnce      sync.Once
+		wg           sync.WaitGroup
+		established  sync.WaitGroup
+	)
+	sem := make(chan struct{}, 256) // watches being opened at once
+	start := time.Now()
+	deadline := time.AfterFunc(timeout, cancel)
+	defer deadline.Stop()
+	for i := range n {
+		c := t.clients[i%len(t.clients)]
+		wg.Add(1)
+		established.Add(1)
+		go func() {
+			defer wg.Done()
+			done := sync.OnceFunc(established.Done)
+			defer done()
+			fail := func(err error) {
+				failed.Add(1)
+				errOnce.Do(func() { res.firstErr = err.Error() })
+			}
+			sem <- struct{}{}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, watchURL.String(), nil)
+			if t.authorization != nil {
+				if authz, _ := t.authorization(int64(i)); authz != "" {
+					req.Header.Set("Authorization", authz)
+				}
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				<-sem
+				fail(err)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				<-sem
+				fail(fmt.Errorf("status %d", resp.StatusCode))
+				return
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				<-sem
+				fail(fmt.Errorf("reading the first event: %w", err))
+				return
+			}
+			<-sem
+			open.Add(1)
+			done()
+			_, _ = io.Copy(io.Discard, resp.Body) // idle until cancelled
+		}()
+	}
+	established.Wait()
+	res.openingTime = time.Since(start)
+	res.open, res.failed = int(open.Load()), int(failed.Load())
+	time.Sleep(3 * time.Second) // let the proxy settle
+	res.rss, res.hwm, _ = memory(t.pid)
+	res.goroutines[1], res.heapInuse[1], res.stackInuse[1] = goMetrics(metricsURL)
+	res.load = loadAverage()
+	if whileOpen != nil {
+		whileOpen()
+	}
+	cancel()
+	wg.Wait()
+	return res
+}
+
+// saveProfiles fetches the heap and goroutine profiles of a pprof endpoint
+// into dir.
+func saveProfiles(pprofURL, dir, prefix string) {
+	for _, p := range []string{"heap", "goroutine"} {
+		resp, err := http.Get(pprofURL + "/debug/pprof/" + p)
+		if err != nil {
+			log.Printf("profile %s: %v", p, err)
+			continue
+		}
+		path := filepath.Join(dir, prefix+"-"+p+".pb.gz")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			log.Printf("profile %s: %v", p, err)
+			continue
+		}
+		log.Printf("saved %s", path)
+	}
+}
+
+// goMetrics reads go_goroutines, go_memstats_heap_inuse_bytes and
+// go_memstats_stack_inuse_bytes from a Prometheus endpoint; zeros when there
+// is none.
+func goMetrics(metricsURL string) (goroutines, heapInuse, stackInuse float64) {
+	if metricsURL == "" {
+		return 0, 0, 0
+	}
+	resp, err := http.Get(metricsURL + "/metrics")
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_goroutines":
+			goroutines = v
+		case "go_memstats_heap_inuse_bytes":
+			heapInuse = v
+		case "go_memstats_stack_inuse_bytes":
+			stackInuse = v
+		}
+	}
+	return goroutines, heapInuse, stackInuse
+}
+
+// startupResult is the time from exec to /readyz 200, several times.
+type startupResult struct {
+	times []time.Duration // sorted
+	err   string
+	load  string
+}
+
+func startupTimes(bin, logFile string, mkArgs func(port, metricsPort int) []string, runs int) *startupResult {
+	res := &startupResult{}
+	for range runs {
+		f, d, err := startFrontgate(bin, logFile, mkArgs)
+		if err != nil {
+			res.err = err.Error()
+			break
+		}
+		res.times = append(res.times, d)
+		f.stop()
+	}
+	slices.Sort(res.times)
+	res.load = loadAverage()
+	return res
+}
