@@ -160,9 +160,12 @@ func TestStreamingExecTTY(t *testing.T) {
 	s := newStreamEnv(t, "e2e-tty")
 	s.pod(t, execNode, "tty", cluster.PodOptions{})
 	// The first loop waits for kubectl's initial size, the second for the
-	// resize, so the transcript does not depend on timing.
+	// resize, so the transcript does not depend on timing. The pause before
+	// exiting lets the last line reach kubectl before the exit status does:
+	// over SPDY, kubectl may otherwise stop reading stdout first and drop it,
+	// directly as through frontgate.
 	const script = `echo ready; while [ "$(stty size)" = "0 0" ]; do sleep 0.05; done; read a; stty size; ` +
-		`while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size; echo "got $a"; exit 3`
+		`while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size; echo "got $a"; sleep 0.5; exit 3`
 	forEachVariant(t, func(t *testing.T, v variant) {
 		before := s.upgrades(t)
 		var got [2]result
