@@ -250,8 +250,8 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	}
 	defer func() { fg.stop() }()
 
-	roots := p.pool()
-	userCert := p.user.tls()
+	roots := p.ca.CertPool()
+	userCert := p.user.TLSCertificate()
 	mkURL := func(base string) *url.URL {
 		u, _ := url.Parse(base + cfg.resourcePath)
 		return u

@@ -286,10 +286,6 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 // AdminHTTPClient returns an HTTP client that talks to kube-apiserver
 // directly as the system:masters admin (client certificate).
 func (c *Cluster) AdminHTTPClient() (*http.Client, error) {
-	pool, err := certPool(c.pki.caFile)
-	if err != nil {
-		return nil, err
-	}
 	cert, err := tls.LoadX509KeyPair(c.pki.adminCert, c.pki.adminKey)
 	if err != nil {
 		return nil, err
@@ -297,7 +293,7 @@ func (c *Cluster) AdminHTTPClient() (*http.Client, error) {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig:   &tls.Config{RootCAs: c.pki.ca.CertPool(), Certificates: []tls.Certificate{cert}},
 			ForceAttemptHTTP2: true,
 		},
 	}, nil

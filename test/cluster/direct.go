@@ -15,8 +15,8 @@ import (
 // directCert issues a client certificate from kube-apiserver's
 // --client-ca-file CA: kube-apiserver authenticates it as username (CN) with
 // groups (O), without frontgate and without impersonation.
-func (c *Cluster) directCert(username string, groups []string) (*keyPair, error) {
-	return c.pki.ca.issue(pkix.Name{CommonName: username, Organization: groups},
+func (c *Cluster) directCert(username string, groups []string) (*KeyPair, error) {
+	return c.pki.ca.Issue(pkix.Name{CommonName: username, Organization: groups},
 		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
 }
 
@@ -29,15 +29,10 @@ func (c *Cluster) DirectHTTPClient(username string, groups ...string) (*http.Cli
 	if err != nil {
 		return nil, err
 	}
-	pool, err := certPool(c.pki.caFile)
-	if err != nil {
-		return nil, err
-	}
-	cert := tls.Certificate{Certificate: [][]byte{kp.cert.Raw}, PrivateKey: kp.key, Leaf: kp.cert}
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig:   &tls.Config{RootCAs: c.pki.ca.CertPool(), Certificates: []tls.Certificate{kp.TLSCertificate()}},
 			ForceAttemptHTTP2: true,
 		},
 	}, nil

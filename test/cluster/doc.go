@@ -23,4 +23,8 @@
 // Every process's stdout and stderr go to a file in the cluster's directory;
 // [Cluster.DumpLogs] prints their tails. [Cluster.Stop] kills everything the
 // cluster started; children also get SIGKILL if the parent process dies.
+//
+// [NewCA] and [KeyPair] are the package's small PKI toolkit (P-256 CAs and
+// leaf certificates, PEM files, TLS configuration), also used by the load
+// runner test/bench.
 package cluster

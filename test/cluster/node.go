@@ -111,12 +111,12 @@ func (c *Cluster) StartNode(ctx context.Context, opts NodeOptions) (*Node, error
 			return nil, err
 		}
 	}
-	serving, err := c.pki.ca.issue(pkix.Name{CommonName: opts.Name}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	serving, err := c.pki.ca.Issue(pkix.Name{CommonName: opts.Name}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		[]string{"localhost", opts.Name}, []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		return nil, err
 	}
-	certFile, keyFile, err := serving.write(n.dir, "kubelet-serving")
+	certFile, keyFile, err := serving.Write(n.dir, "kubelet-serving")
 	if err != nil {
 		return nil, err
 	}
@@ -209,15 +209,11 @@ func urlPort(url string) string { return url[strings.LastIndexByte(url, ':')+1:]
 // reaches it: TLS verified with the cluster CA, kube-apiserver's kubelet
 // client certificate.
 func (n *Node) waitHealthy(ctx context.Context) error {
-	pool, err := certPool(n.cluster.pki.caFile)
-	if err != nil {
-		return err
-	}
 	cert, err := tls.LoadX509KeyPair(n.cluster.pki.kubeletClientCert, n.cluster.pki.kubeletClientKey)
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.cluster.pki.ca.CertPool(), Certificates: []tls.Certificate{cert}}}}
 	defer client.CloseIdleConnections()
 	return waitFor(ctx, string(n.Agent)+" /healthz", n.Process, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		return statusOK(get(ctx, client, n.URL+"/healthz"))

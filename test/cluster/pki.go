@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -17,44 +18,47 @@ import (
 	"time"
 )
 
-// keyPair is a certificate and its private key.
-type keyPair struct {
-	cert *x509.Certificate
-	key  crypto.Signer
+// KeyPair is an X.509 certificate and its private key, for the throwaway
+// PKIs of tests and benchmarks. [NewCA] makes a CA; [KeyPair.Issue] signs
+// leaf certificates with it.
+type KeyPair struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer // ECDSA P-256
 }
 
-// newCA returns a self-signed CA certificate.
-func newCA(cn string) (*keyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
+// NewCA returns a self-signed CA certificate with common name cn (key usages
+// certSign and digitalSignature, no path length limit) and a new P-256 key,
+// valid from an hour ago for seven days.
+func NewCA(cn string) (*KeyPair, error) {
+	return sign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}
-	return sign(tmpl, key, nil)
+	}, nil)
 }
 
-// issue returns a leaf certificate signed by ca.
-func (ca *keyPair) issue(subject pkix.Name, usage []x509.ExtKeyUsage, dnsNames []string, ips []net.IP) (*keyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
+// Issue returns a leaf certificate signed by ca for subject, with a new
+// P-256 key, key usage digitalSignature, the extended key usages usage and
+// the subject alternative names dnsNames and ips (either may be nil), valid
+// from an hour ago for seven days.
+func (ca *KeyPair) Issue(subject pkix.Name, usage []x509.ExtKeyUsage, dnsNames []string, ips []net.IP) (*KeyPair, error) {
+	return sign(&x509.Certificate{
 		Subject:     subject,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: usage,
 		DNSNames:    dnsNames,
 		IPAddresses: ips,
-	}
-	return sign(tmpl, key, ca)
+	}, ca)
 }
 
-func sign(tmpl *x509.Certificate, key crypto.Signer, ca *keyPair) (*keyPair, error) {
+// sign completes tmpl (serial number, validity), generates its P-256 key and
+// signs it with ca, or with that key itself when ca is nil.
+func sign(tmpl *x509.Certificate, ca *KeyPair) (*KeyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
 		return nil, err
@@ -62,9 +66,9 @@ func sign(tmpl *x509.Certificate, key crypto.Signer, ca *keyPair) (*keyPair, err
 	tmpl.SerialNumber = serial
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
 	tmpl.NotAfter = time.Now().Add(7 * 24 * time.Hour)
-	parent, parentKey := tmpl, key
+	parent, parentKey := tmpl, crypto.Signer(key)
 	if ca != nil {
-		parent, parentKey = ca.cert, ca.key
+		parent, parentKey = ca.Cert, ca.Key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
@@ -74,23 +78,25 @@ func sign(tmpl *x509.Certificate, key crypto.Signer, ca *keyPair) (*keyPair, err
 	if err != nil {
 		return nil, err
 	}
-	return &keyPair{cert: cert, key: key}, nil
+	return &KeyPair{Cert: cert, Key: key}, nil
 }
 
-func (kp *keyPair) certPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kp.cert.Raw})
+func (kp *KeyPair) certPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kp.Cert.Raw})
 }
 
-func (kp *keyPair) keyPEM() ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(kp.key)
+func (kp *KeyPair) keyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(kp.Key)
 	if err != nil {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// write stores the pair as dir/name.crt and dir/name.key (0600).
-func (kp *keyPair) write(dir, name string) (certFile, keyFile string, err error) {
+// Write stores the pair as PEM files in dir: the certificate as name.crt
+// (mode 0644) and the PKCS#8 key as name.key (mode 0600). It returns their
+// paths.
+func (kp *KeyPair) Write(dir, name string) (certFile, keyFile string, err error) {
 	keyPEM, err := kp.keyPEM()
 	if err != nil {
 		return "", "", err
@@ -105,9 +111,23 @@ func (kp *keyPair) write(dir, name string) (certFile, keyFile string, err error)
 	return certFile, keyFile, nil
 }
 
+// TLSCertificate returns the pair for a [tls.Config]'s Certificates (leaf
+// parsed, no chain).
+func (kp *KeyPair) TLSCertificate() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key, Leaf: kp.Cert}
+}
+
+// CertPool returns a pool holding only this certificate, for a
+// [tls.Config]'s RootCAs when kp is a CA.
+func (kp *KeyPair) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(kp.Cert)
+	return pool
+}
+
 // clusterPKI are the files of the cluster's own PKI (not frontgate's).
 type clusterPKI struct {
-	ca                   *keyPair
+	ca                   *KeyPair
 	caFile               string // CA of the serving cert and of client certs (--client-ca-file)
 	servingCert          string
 	servingKey           string
@@ -128,7 +148,7 @@ func writeClusterPKI(dir string) (*clusterPKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, err := newCA("frontgate-e2e-cluster-ca")
+	ca, err := NewCA("frontgate-e2e-cluster-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -136,29 +156,29 @@ func writeClusterPKI(dir string) (*clusterPKI, error) {
 	if err := os.WriteFile(p.caFile, ca.certPEM(), 0o644); err != nil {
 		return nil, err
 	}
-	serving, err := ca.issue(pkix.Name{CommonName: "kube-apiserver"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	serving, err := ca.Issue(pkix.Name{CommonName: "kube-apiserver"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")})
 	if err != nil {
 		return nil, err
 	}
-	if p.servingCert, p.servingKey, err = serving.write(dir, "apiserver"); err != nil {
+	if p.servingCert, p.servingKey, err = serving.Write(dir, "apiserver"); err != nil {
 		return nil, err
 	}
-	admin, err := ca.issue(pkix.Name{CommonName: "e2e-admin", Organization: []string{"system:masters"}},
+	admin, err := ca.Issue(pkix.Name{CommonName: "e2e-admin", Organization: []string{"system:masters"}},
 		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	if p.adminCert, p.adminKey, err = admin.write(dir, "admin"); err != nil {
+	if p.adminCert, p.adminKey, err = admin.Write(dir, "admin"); err != nil {
 		return nil, err
 	}
-	kubeletClient, err := ca.issue(pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+	kubeletClient, err := ca.Issue(pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
 		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	if p.kubeletClientCert, p.kubeletClientKey, err = kubeletClient.write(dir, "apiserver-kubelet-client"); err != nil {
+	if p.kubeletClientCert, p.kubeletClientKey, err = kubeletClient.Write(dir, "apiserver-kubelet-client"); err != nil {
 		return nil, err
 	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
