@@ -10,9 +10,11 @@
 //     only source of verification keys. Plain http is accepted only for a
 //     loopback issuer (a local demo or test provider).
 //   - A token only after its signature verifies with one of those keys, using
-//     an algorithm from --oidc-signing-algs (RS256 by default), and after
-//     go-oidc's standard checks: issuer, audience containing --oidc-client-id,
-//     expiry and not-before.
+//     an algorithm from --oidc-signing-algs (RS256 by default), and after the
+//     standard checks of an ID token as go-oidc's verifier makes them: issuer,
+//     the types of the registered claims, audience containing
+//     --oidc-client-id, expiry and not-before (and issued-at not in the
+//     future).
 //
 // # What it refuses
 //
@@ -45,6 +47,15 @@
 // (key rotation); refetches are rate-limited and concurrent misses share one
 // fetch, so a flood of forged key IDs cannot turn frontgate into a load
 // generator against the issuer.
+//
+// # One parse per token
+//
+// go-oidc discovers the issuer; tokens are verified with go-jose directly
+// rather than with go-oidc's IDTokenVerifier, which parses each token twice
+// and decodes its claims twice more before a mapper sees them. Here a token
+// is parsed once, its claims are decoded once, and the signature is checked
+// before any claim is trusted: a cold verification costs little more than
+// the signature itself (BENCHMARKS.md).
 //
 // # Verification and mapping
 //

@@ -2,7 +2,6 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -117,44 +116,29 @@ func (a *Authenticator) Explain(ctx context.Context, token string) *Explanation 
 		add("issuer (iss)", a.issuer, nil, "")
 		add("header", headerRequirement, err, "")
 	}
-	if raw, err := json.Marshal(payload); err != nil || !validStandardClaims(raw) {
-		add("registered claims", "sub, aud, exp, iat and nbf of their standard JSON types",
-			&auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token has a registered claim of the wrong type (sub, aud, exp, iat and nbf must have their standard JSON types)"}, "")
+	reg, err := registeredClaims(payload)
+	if err != nil {
+		add("registered claims", "sub, aud, exp, iat and nbf of their standard JSON types", err, "")
+		// Explain the claims that decode.
+		reg = registered{}
+		reg.audience, _ = stringOrArray(payload["aud"])
+		for name, to := range map[string]*time.Time{"exp": &reg.expiry, "nbf": &reg.notBefore, "iat": &reg.issuedAt} {
+			if raw, ok := payload[name]; ok {
+				*to, _ = numericDate(raw)
+			}
+		}
 	}
-
-	aud, _ := stringOrArray(payload["aud"])
-	var audErr error
-	if !a.audienceMatches(aud) {
-		audErr = a.audienceError(aud, nil)
-	}
-	add("audience (aud)", a.audienceText, audErr, "token audience "+auth.QuoteList(aud))
-
 	now := a.now()
-	exp, hasExp := numericDate(payload, "exp")
-	switch {
-	case !hasExp:
-		add("expiry (exp)", "in the future", &auth.Error{Reason: auth.ReasonMissingClaim, Message: "token has no expiry (exp) claim"}, "")
-	case exp.Before(now):
-		add("expiry (exp)", "in the future", &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at " + formatTime(exp)}, "")
-	default:
-		add("expiry (exp)", "in the future", nil, "valid until "+formatTime(exp))
+	add("audience (aud)", a.audienceText, a.checkAudience(reg.audience), "token audience "+auth.QuoteList(reg.audience))
+	add("expiry (exp)", "in the future", checkExpiry(reg, now), "valid until "+formatTime(reg.expiry))
+	if !reg.notBefore.IsZero() {
+		add("not before (nbf)", "not in the future (5m leeway)", checkNotBefore(reg, now), "valid from "+formatTime(reg.notBefore))
 	}
-	if nbf, ok := numericDate(payload, "nbf"); ok {
-		var err error
-		if nbf.After(now.Add(leeway)) {
-			err = &auth.Error{Reason: auth.ReasonTokenNotYetValid, Message: "token is not valid before " + formatTime(nbf)}
-		}
-		add("not before (nbf)", "not in the future (5m leeway)", err, "valid from "+formatTime(nbf))
-	}
-	if iat, ok := numericDate(payload, "iat"); ok {
-		var err error
-		if iat.After(now.Add(leeway)) {
-			err = &auth.Error{Reason: auth.ReasonTokenNotYetValid, Message: fmt.Sprintf("token was issued at %s, which is in the future; check the clocks of the issuer and of frontgate", formatTime(iat))}
-		}
-		add("issued at (iat)", "not in the future (5m leeway)", err, "issued at "+formatTime(iat))
+	if !reg.issuedAt.IsZero() {
+		add("issued at (iat)", "not in the future (5m leeway)", checkIssuedAt(reg, now), "issued at "+formatTime(reg.issuedAt))
 	}
 
-	t := &Token{Issuer: a.issuer, Audience: aud, Expiry: exp, Claims: payload}
+	t := &Token{Issuer: a.issuer, Audience: reg.audience, Expiry: reg.expiry, Claims: payload}
 	if ce, ok := a.mapper.(ClaimExplainer); ok {
 		var checks []Check
 		x.MappedBy, checks = ce.ExplainClaims(ctx, t)
@@ -173,27 +157,9 @@ func (a *Authenticator) Explain(ctx context.Context, token string) *Explanation 
 		}
 		return x
 	}
-	id.Expires = exp
+	id.Expires = reg.expiry
 	x.Identity = id
 	return x
-}
-
-// numericDate decodes the NumericDate claim name as go-oidc does (whole
-// seconds); ok is false when the claim is absent or not a number.
-func numericDate(c Claims, name string) (time.Time, bool) {
-	raw, ok := c[name]
-	if !ok {
-		return time.Time{}, false
-	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return time.Time{}, false
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(f), 0), true
 }
 
 // count says "1 group", "2 groups".

@@ -67,32 +67,12 @@ func (e *signatureError) Error() string {
 
 func (e *signatureError) Unwrap() error { return e.err }
 
-// malformedError reports a token go-jose cannot parse as a compact JWS.
-type malformedError struct{ err error }
-
-func (e *malformedError) Error() string { return "malformed JWS: " + e.err.Error() }
-
-func (e *malformedError) Unwrap() error { return e.err }
-
-// sigResult carries what the key set found out about one token from
-// AuthenticateToken through go-oidc, which flattens the key set's errors into
-// strings.
-type sigResult struct {
-	// payload is the signature-verified payload; nil unless verified.
-	payload []byte
-	// err is the key set's typed error.
-	err error
-}
-
-type sigResultKey struct{}
-
-// remoteKeySet is the oidc.KeySet of one issuer: the keys of its jwks_uri,
+// remoteKeySet holds the verification keys of one issuer: the keys of its jwks_uri,
 // refetched on an unknown key ID at most once per refetchInterval, with
 // concurrent misses sharing one fetch.
 type remoteKeySet struct {
 	url     string
 	client  *http.Client
-	algs    []jose.SignatureAlgorithm
 	limiter *rate.Limiter
 	now     func() time.Time
 	fetches *prometheus.CounterVec
@@ -109,15 +89,10 @@ type fetchCall struct {
 	err  error
 }
 
-func newRemoteKeySet(jwksURL string, client *http.Client, algs []string, now func() time.Time, fetches *prometheus.CounterVec, log *slog.Logger) *remoteKeySet {
-	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
-	for i, alg := range algs {
-		joseAlgs[i] = jose.SignatureAlgorithm(alg)
-	}
+func newRemoteKeySet(jwksURL string, client *http.Client, now func() time.Time, fetches *prometheus.CounterVec, log *slog.Logger) *remoteKeySet {
 	return &remoteKeySet{
 		url:     jwksURL,
 		client:  client,
-		algs:    joseAlgs,
 		limiter: rate.NewLimiter(rate.Every(refetchInterval), 1),
 		now:     now,
 		fetches: fetches,
@@ -125,50 +100,37 @@ func newRemoteKeySet(jwksURL string, client *http.Client, algs []string, now fun
 	}
 }
 
-// VerifySignature implements oidc.KeySet. It returns the verified payload or
-// a typed error, and also records both in the context's sigResult, if any.
-func (k *remoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.verify(ctx, jwt)
-	if r, ok := ctx.Value(sigResultKey{}).(*sigResult); ok {
-		r.payload, r.err = payload, err
-	}
-	return payload, err
-}
-
-func (k *remoteKeySet) verify(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(jwt, k.algs)
-	if err != nil {
-		return nil, &malformedError{err}
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, &malformedError{errors.New("exactly one signature is required")}
-	}
+// verify verifies the signature of jws, a compact JWS with one signature,
+// with the issuer's key it names (refetching the keys once, rate-limited,
+// when it names an unknown one) and returns a typed error when it does not
+// verify.
+func (k *remoteKeySet) verify(ctx context.Context, jws *jose.JSONWebSignature) error {
 	header := jws.Signatures[0].Header
 	kid, alg := header.KeyID, header.Algorithm
 
-	payload, candidates, err := verifyWith(jws, k.current(), kid, alg)
+	candidates, err := verifyWith(jws, k.current(), kid, alg)
 	if err == nil {
-		return payload, nil
+		return nil
 	}
 	if candidates > 0 && kid != "" {
 		// The key is known: the signature is bad, a refetch cannot help.
-		return nil, &signatureError{kid: kid, err: err}
+		return &signatureError{kid: kid, err: err}
 	}
 	refetchErr := k.refetch(ctx)
-	payload, candidates, err = verifyWith(jws, k.current(), kid, alg)
+	candidates, err = verifyWith(jws, k.current(), kid, alg)
 	if err == nil {
-		return payload, nil
+		return nil
 	}
 	if candidates > 0 {
-		return nil, &signatureError{kid: kid, err: err}
+		return &signatureError{kid: kid, err: err}
 	}
-	return nil, &unknownKeyError{kid: kid, alg: alg, refetch: refetchErr}
+	return &unknownKeyError{kid: kid, alg: alg, refetch: refetchErr}
 }
 
 // verifyWith verifies jws with every usable key matching kid (any key when
-// kid is empty) and alg. It returns the payload of the first that verifies,
-// or the number of keys tried and the last error.
-func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg string) ([]byte, int, error) {
+// kid is empty) and alg, until one verifies. It returns the number of keys
+// tried and, when none verified, the last error.
+func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg string) (int, error) {
 	tried := 0
 	err := errors.New("no matching key")
 	for i := range keys {
@@ -177,12 +139,11 @@ func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg str
 			continue
 		}
 		tried++
-		var payload []byte
-		if payload, err = jws.Verify(key.Key); err == nil {
-			return payload, tried, nil
+		if _, err = jws.Verify(key.Key); err == nil {
+			return tried, nil
 		}
 	}
-	return nil, tried, err
+	return tried, err
 }
 
 // usableFor reports whether key may verify a signature made with alg: the

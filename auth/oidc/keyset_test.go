@@ -149,7 +149,7 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	if _, ok, _ := e.a.AuthenticateToken(context.Background(), unknown); ok {
 		t.Fatal("unknown key accepted")
 	}
-	if n := len(e.a.state.Load().keys.current()); n != 1 {
+	if n := len(e.a.keys.Load().current()); n != 1 {
 		t.Errorf("usable keys = %d, want 1", n)
 	}
 	if _, ok, err := e.a.AuthenticateToken(context.Background(), e.token(t, nil)); !ok {

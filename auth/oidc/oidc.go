@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,6 +46,7 @@ type Authenticator struct {
 	// audienceText names the accepted audiences in messages.
 	audienceText string
 	algs         []string
+	joseAlgs     []jose.SignatureAlgorithm
 	// algsHint names the setting of the algorithms in messages, if any.
 	algsHint    string
 	mapper      ClaimMapper
@@ -57,17 +59,11 @@ type Authenticator struct {
 	backoffMin, backoffMax, refreshInterval time.Duration
 
 	running atomic.Bool
-	// state is nil until discovery and the first JWKS fetch succeed.
-	state atomic.Pointer[verifierState]
+	// keys is nil until discovery and the first JWKS fetch succeed.
+	keys atomic.Pointer[remoteKeySet]
 
 	mu      sync.Mutex
 	lastErr error // of the last failed discovery attempt
-}
-
-// verifierState is what discovery produces.
-type verifierState struct {
-	verifier *oidc.IDTokenVerifier
-	keys     *remoteKeySet
 }
 
 // New validates opts and returns an Authenticator that maps claims as
@@ -159,6 +155,9 @@ func newAuthenticator(s settings) (*Authenticator, error) {
 	}
 	if len(a.algs) == 0 {
 		a.algs = []string{DefaultSigningAlg}
+	}
+	for _, alg := range a.algs {
+		a.joseAlgs = append(a.joseAlgs, jose.SignatureAlgorithm(alg))
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -288,7 +287,7 @@ func (a *Authenticator) Run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			// fetch logs its failures and keeps the previous keys.
-			_ = a.state.Load().keys.fetch(ctx)
+			_ = a.keys.Load().fetch(ctx)
 		}
 	}
 }
@@ -324,18 +323,11 @@ func (a *Authenticator) discover(ctx context.Context) error {
 	if err := auth.CheckIssuerURL(doc.JWKSURI); err != nil {
 		return fmt.Errorf("discovery: jwks_uri %q %w", doc.JWKSURI, err)
 	}
-	keys := newRemoteKeySet(doc.JWKSURI, a.client, a.algs, a.now, a.jwksFetches, a.log)
+	keys := newRemoteKeySet(doc.JWKSURI, a.client, a.now, a.jwksFetches, a.log)
 	if err := keys.fetch(ctx); err != nil {
 		return fmt.Errorf("fetching the JWKS: %w", err)
 	}
-	// The audience is checked by AuthenticateToken against a.audiences, as
-	// kube-apiserver does for its MatchAny policy.
-	verifier := oidc.NewVerifier(a.issuer, keys, &oidc.Config{
-		SkipClientIDCheck:    true,
-		SupportedSigningAlgs: a.algs,
-		Now:                  a.now,
-	})
-	a.state.Store(&verifierState{verifier: verifier, keys: keys})
+	a.keys.Store(keys)
 	return nil
 }
 
@@ -343,7 +335,7 @@ func (a *Authenticator) discover(ctx context.Context) error {
 // before that, an error saying the issuer is unreachable, with the last
 // error of [Authenticator.Run].
 func (a *Authenticator) Ready() error {
-	if a.state.Load() != nil {
+	if a.keys.Load() != nil {
 		return nil
 	}
 	a.mu.Lock()

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/frontgate/frontgate/auth"
 )
@@ -58,12 +58,18 @@ type ClaimMapper interface {
 // issuer is refused with [auth.ReasonInvalidIssuer], so that callers can tell
 // it apart; every other rejection carries the precise reason. Apart from a
 // rate-limited JWKS refetch for an unknown key ID, it does no network I/O.
+//
+// The token is parsed and its claims are decoded once: the checks that need
+// no key come first (format, issuer, header), then the signature, then the
+// registered claims in go-oidc's order (types, audience, expiry,
+// not-before) and the issued-at time, then the claim mapping.
 func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*auth.Identity, bool, error) {
-	if err := a.precheck(token); err != nil {
+	jws, claims, err := a.parse(token)
+	if err != nil {
 		return nil, false, err
 	}
-	state := a.state.Load()
-	if state == nil {
+	keys := a.keys.Load()
+	if keys == nil {
 		a.mu.Lock()
 		lastErr := a.lastErr
 		a.mu.Unlock()
@@ -73,43 +79,56 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*a
 			Err:     lastErr,
 		}
 	}
-
-	result := &sigResult{}
-	idToken, err := state.verifier.Verify(context.WithValue(ctx, sigResultKey{}, result), token)
+	if err := keys.verify(ctx, jws); err != nil {
+		return nil, false, signatureRejection(err)
+	}
+	reg, err := registeredClaims(claims)
 	if err != nil {
-		return nil, false, a.classify(err, result)
+		return nil, false, err
 	}
-	if !a.audienceMatches(idToken.Audience) {
-		return nil, false, a.audienceError(idToken.Audience, nil)
-	}
-	var c Claims
-	if err := idToken.Claims(&c); err != nil {
-		return nil, false, &auth.Error{Reason: auth.ReasonMalformedToken, Message: "the token's claims are not a JSON object", Err: err}
-	}
-	if !idToken.IssuedAt.IsZero() && idToken.IssuedAt.After(a.now().Add(leeway)) {
-		return nil, false, &auth.Error{
-			Reason:  auth.ReasonTokenNotYetValid,
-			Message: fmt.Sprintf("token was issued at %s, which is in the future; check the clocks of the issuer and of frontgate", formatTime(idToken.IssuedAt)),
+	now := a.now()
+	for _, check := range []error{a.checkAudience(reg.audience), checkExpiry(reg, now), checkNotBefore(reg, now), checkIssuedAt(reg, now)} {
+		if check != nil {
+			return nil, false, check
 		}
 	}
-	id, err := a.mapper.MapClaims(ctx, &Token{Issuer: a.issuer, Audience: idToken.Audience, Expiry: idToken.Expiry, Claims: c})
+	id, err := a.mapper.MapClaims(ctx, &Token{Issuer: a.issuer, Audience: reg.audience, Expiry: reg.expiry, Claims: claims})
 	if err != nil {
 		return nil, false, err
 	}
 	if id == nil {
 		return nil, false, &auth.Error{Reason: auth.ReasonInvalidIdentity, Message: "the claim mapper returned no identity"}
 	}
-	id.Expires = idToken.Expiry
+	id.Expires = reg.expiry
 	return id, true, nil
 }
 
-// audienceMatches reports whether aud contains one of the accepted audiences.
-func (a *Authenticator) audienceMatches(aud []string) bool {
-	return slices.ContainsFunc(aud, func(s string) bool { return slices.Contains(a.audiences, s) })
-}
-
-func (a *Authenticator) audienceError(aud []string, err error) error {
-	return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include %s", auth.QuoteList(aud), a.audienceText), Err: err}
+// parse parses token as a compact JWS once, decodes its claims, and applies
+// the checks that need no key (see [Authenticator.precheck]). When go-jose
+// cannot parse the token, precheck says precisely why.
+func (a *Authenticator) parse(token string) (*jose.JSONWebSignature, Claims, error) {
+	if len(token) > maxTokenBytes {
+		return nil, nil, &auth.Error{Reason: auth.ReasonMalformedToken, Message: fmt.Sprintf("token is longer than %d bytes", maxTokenBytes)}
+	}
+	jws, err := jose.ParseSignedCompact(token, a.joseAlgs)
+	if err != nil {
+		if perr := a.precheck(token); perr != nil {
+			return nil, nil, perr
+		}
+		return nil, nil, &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is not a well-formed signed JWT", Err: err}
+	}
+	var claims Claims
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil || claims == nil {
+		return nil, nil, &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is not a JWT: its payload is not a JSON object", Err: err}
+	}
+	h := jws.Signatures[0].Header
+	header := unverifiedHeader{alg: h.Algorithm, hasAlg: h.Algorithm != ""}
+	_, header.crit = h.ExtraHeaders["crit"]
+	header.cty, _ = h.ExtraHeaders[jose.HeaderContentType].(string)
+	if err := a.checkUnverified(token, header, claims); err != nil {
+		return nil, nil, err
+	}
+	return jws, claims, nil
 }
 
 // UnverifiedIssuer returns the iss claim of token without verifying
@@ -184,22 +203,45 @@ func parseUnverified(token string) (map[string]json.RawMessage, Claims, error) {
 	return header, payload, nil
 }
 
+// unverifiedHeader is what frontgate checks in a token's JOSE header before
+// any cryptography.
+type unverifiedHeader struct {
+	alg    string
+	hasAlg bool
+	// crit reports a crit (critical extensions) parameter.
+	crit bool
+	// cty is the content type, "" when absent or not a string.
+	cty string
+}
+
 // precheck refuses, without any cryptography, what is not a compact JWS of
-// the configured issuer with an acceptable header.
+// the configured issuer with an acceptable header. It parses the token
+// itself, to say precisely what is wrong with a token go-jose refused, and
+// for [Authenticator.Explain].
 func (a *Authenticator) precheck(token string) error {
-	malformed := func(msg string, err error) error {
-		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: msg, Err: err}
-	}
-	header, payload, err := parseUnverified(token)
+	rawHeader, payload, err := parseUnverified(token)
 	if err != nil {
 		return err
 	}
+	var header unverifiedHeader
+	if raw, ok := rawHeader["alg"]; ok && json.Unmarshal(raw, &header.alg) == nil {
+		header.hasAlg = true
+	}
+	_, header.crit = rawHeader["crit"]
+	if raw, ok := rawHeader["cty"]; ok {
+		_ = json.Unmarshal(raw, &header.cty)
+	}
+	return a.checkUnverified(token, header, payload)
+}
+
+// checkUnverified applies the checks that need no key to a compact JWS with
+// three parts, its header and its claims.
+func (a *Authenticator) checkUnverified(token string, header unverifiedHeader, claims Claims) error {
 	// The issuer comes first: a token of another issuer is "not mine",
 	// whatever else is wrong with it.
-	iss, err := issuerOf(payload)
+	iss, err := issuerOf(claims)
 	if err != nil {
-		var ae *auth.Error
-		if errors.As(err, &ae) && ae.Reason == auth.ReasonInvalidIssuer {
+		if auth.ReasonOf(err) == auth.ReasonInvalidIssuer {
 			return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token has no issuer (iss) claim; the configured issuer is %q", a.issuer)}
 		}
 		return err
@@ -207,46 +249,36 @@ func (a *Authenticator) precheck(token string) error {
 	if iss != a.issuer {
 		return &auth.Error{Reason: auth.ReasonInvalidIssuer, Message: fmt.Sprintf("token issuer %s is not the configured issuer %q", auth.Quote(iss), a.issuer)}
 	}
-	var alg string
-	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
-		return malformed("token header has no algorithm (alg)", nil)
+	if !header.hasAlg {
+		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token header has no algorithm (alg)"}
 	}
-	if !slices.Contains(a.algs, alg) {
-		msg := fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s", auth.Quote(alg), strings.Join(a.algs, ", "))
+	if !slices.Contains(a.algs, header.alg) {
+		msg := fmt.Sprintf("token is signed with algorithm %s; accepted algorithms are %s", auth.Quote(header.alg), strings.Join(a.algs, ", "))
 		if a.algsHint != "" {
 			msg += " (" + a.algsHint + ")"
 		}
 		return &auth.Error{Reason: auth.ReasonUnsupportedAlg, Message: msg}
 	}
-	if strings.HasSuffix(token, ".") { // parseUnverified found three parts
+	if strings.HasSuffix(token, ".") { // the token has three parts
 		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token has an empty signature"}
 	}
-	if _, ok := header["crit"]; ok {
+	if header.crit {
 		return &auth.Error{Reason: auth.ReasonUnsupportedAlg, Message: "token header lists critical extensions (crit), which are not supported"}
 	}
-	if raw, ok := header["cty"]; ok {
-		var cty string
-		_ = json.Unmarshal(raw, &cty)
-		if strings.EqualFold(cty, "JWT") || strings.EqualFold(cty, "application/jwt") {
-			return malformed("token is a nested JWT (cty: JWT), which is not accepted", nil)
-		}
+	if strings.EqualFold(header.cty, "JWT") || strings.EqualFold(header.cty, "application/jwt") {
+		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is a nested JWT (cty: JWT), which is not accepted"}
 	}
 	return nil
 }
 
-// classify turns an error of the go-oidc verifier into an *auth.Error. The
-// key set's own error is used when there is one; otherwise the signature was
-// verified and the reason is read from the verified claims, in the order
-// go-oidc checks them.
-func (a *Authenticator) classify(err error, result *sigResult) error {
+// signatureRejection turns an error of the key set into an *auth.Error.
+func signatureRejection(err error) error {
 	var (
 		unknown   *unknownKeyError
 		signature *signatureError
-		malformed *malformedError
-		expired   *oidc.TokenExpiredError
 	)
 	switch {
-	case errors.As(result.err, &unknown):
+	case errors.As(err, &unknown):
 		msg := fmt.Sprintf("token is signed with key ID %s, which is not in the issuer's JWKS", auth.Quote(unknown.kid))
 		if unknown.kid == "" {
 			msg = "token names no key ID (kid) and no key of the issuer's JWKS fits its algorithm"
@@ -256,68 +288,137 @@ func (a *Authenticator) classify(err error, result *sigResult) error {
 		} else if unknown.refetch != nil {
 			msg += "; refetching the JWKS failed"
 		}
-		return &auth.Error{Reason: auth.ReasonUnknownKey, Message: msg, Err: result.err}
-	case errors.As(result.err, &signature):
-		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token signature is invalid", Err: result.err}
-	case errors.As(result.err, &malformed):
-		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is not a well-formed signed JWT", Err: result.err}
-	case result.err != nil:
-		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token signature could not be verified", Err: result.err}
-	case result.payload == nil:
-		// go-oidc refused the token before asking the key set.
-		return &auth.Error{Reason: auth.ReasonMalformedToken, Message: "token is not a well-formed signed JWT", Err: err}
+		return &auth.Error{Reason: auth.ReasonUnknownKey, Message: msg, Err: err}
+	case errors.As(err, &signature):
+		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token signature is invalid", Err: err}
+	default:
+		return &auth.Error{Reason: auth.ReasonInvalidSignature, Message: "token signature could not be verified", Err: err}
 	}
-
-	// The signature verified. go-oidc checks the audience before the
-	// validity period; so does this classification, as the audience is
-	// checked after go-oidc's Verify.
-	var c struct {
-		Audience  json.RawMessage `json:"aud"`
-		NotBefore *json.Number    `json:"nbf"`
-	}
-	if json.Unmarshal(result.payload, &c) != nil || !validStandardClaims(result.payload) {
-		return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token has a registered claim of the wrong type (sub, aud, exp, iat and nbf must have their standard JSON types)", Err: err}
-	}
-	aud, _ := stringOrArray(c.Audience)
-	if !a.audienceMatches(aud) {
-		return a.audienceError(aud, err)
-	}
-	if errors.As(err, &expired) {
-		if expired.Expiry.IsZero() {
-			return &auth.Error{Reason: auth.ReasonMissingClaim, Message: "token has no expiry (exp) claim", Err: err}
-		}
-		return &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at " + formatTime(expired.Expiry), Err: err}
-	}
-	if c.NotBefore != nil {
-		if f, ferr := c.NotBefore.Float64(); ferr == nil {
-			if nbf := time.Unix(int64(f), 0); nbf.After(a.now().Add(leeway)) {
-				return &auth.Error{Reason: auth.ReasonTokenNotYetValid, Message: "token is not valid before " + formatTime(nbf), Err: err}
-			}
-		}
-	}
-	return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token claims are invalid", Err: err}
 }
 
-// validStandardClaims reports whether the registered claims go-oidc decodes
-// have the types it expects.
-func validStandardClaims(payload []byte) bool {
-	var c struct {
-		Subject   *string          `json:"sub"`
-		Audience  *json.RawMessage `json:"aud"`
-		Expiry    *json.Number     `json:"exp"`
-		IssuedAt  *json.Number     `json:"iat"`
-		NotBefore *json.Number     `json:"nbf"`
-		Nonce     *string          `json:"nonce"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return false
-	}
-	if c.Audience != nil {
-		if _, ok := stringOrArray(*c.Audience); !ok {
-			return false
+// registered are the registered claims frontgate checks.
+type registered struct {
+	audience []string
+	// expiry is zero when the token has no exp claim.
+	expiry time.Time
+	// notBefore and issuedAt are zero when absent.
+	notBefore, issuedAt time.Time
+}
+
+// errClaimTypes refuses registered claims of the wrong JSON type.
+var errClaimTypes = &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token has a registered claim of the wrong type (sub, aud, exp, iat and nbf must have their standard JSON types)"}
+
+// registeredClaims decodes the registered claims with the types go-oidc
+// (and so kube-apiserver) requires of an ID token: sub, nonce and at_hash
+// strings, aud a string or an array of strings, exp and iat numbers
+// (NumericDate, whole seconds), nbf a number or null. The distributed-claims
+// map _claim_names must name only sources that _claim_sources defines.
+// Claims are matched by their exact name.
+func registeredClaims(c Claims) (registered, error) {
+	var r registered
+	var ok bool
+	for _, name := range [...]string{"sub", "nonce", "at_hash"} {
+		var s string
+		if raw, present := c[name]; present && json.Unmarshal(raw, &s) != nil {
+			return r, errClaimTypes
 		}
 	}
-	return true
+	if raw, present := c["aud"]; present {
+		if r.audience, ok = stringOrArray(raw); !ok {
+			return r, errClaimTypes
+		}
+	}
+	for _, d := range [...]struct {
+		name     string
+		to       *time.Time
+		nullable bool
+	}{{"exp", &r.expiry, false}, {"iat", &r.issuedAt, false}, {"nbf", &r.notBefore, true}} {
+		raw, present := c[d.name]
+		if !present || d.nullable && string(raw) == "null" {
+			continue
+		}
+		if *d.to, ok = numericDate(raw); !ok {
+			return r, errClaimTypes
+		}
+	}
+	return r, distributedClaims(c)
+}
+
+// numericDate decodes a NumericDate as go-oidc does: a JSON number (or a
+// string holding one), truncated to whole seconds.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return time.Time{}, false
+	}
+	if i, err := n.Int64(); err == nil {
+		return time.Unix(i, 0), true
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+// distributedClaims checks that every source _claim_names refers to is
+// defined in _claim_sources, as go-oidc does.
+func distributedClaims(c Claims) error {
+	rawNames, present := c["_claim_names"]
+	rawSources, hasSources := c["_claim_sources"]
+	if !present && !hasSources {
+		return nil
+	}
+	var names map[string]string
+	var sources map[string]struct {
+		Endpoint    string `json:"endpoint"`
+		AccessToken string `json:"access_token"`
+	}
+	if present && json.Unmarshal(rawNames, &names) != nil || hasSources && json.Unmarshal(rawSources, &sources) != nil {
+		return errClaimTypes
+	}
+	for name, source := range names {
+		if _, ok := sources[source]; source == "" || !ok {
+			return &auth.Error{Reason: auth.ReasonInvalidClaim, Message: fmt.Sprintf("token's _claim_names maps claim %s to source %s, which _claim_sources does not define", auth.Quote(name), auth.Quote(source))}
+		}
+	}
+	return nil
+}
+
+// checkAudience refuses an audience without any of the accepted ones, as
+// kube-apiserver's MatchAny audience policy does.
+func (a *Authenticator) checkAudience(aud []string) error {
+	if slices.ContainsFunc(aud, func(s string) bool { return slices.Contains(a.audiences, s) }) {
+		return nil
+	}
+	return &auth.Error{Reason: auth.ReasonInvalidAudience, Message: fmt.Sprintf("token audience %s does not include %s", auth.QuoteList(aud), a.audienceText)}
+}
+
+// checkExpiry refuses a token without expiry or past it.
+func checkExpiry(r registered, now time.Time) error {
+	switch {
+	case r.expiry.IsZero():
+		return &auth.Error{Reason: auth.ReasonMissingClaim, Message: "token has no expiry (exp) claim"}
+	case r.expiry.Before(now):
+		return &auth.Error{Reason: auth.ReasonTokenExpired, Message: "token expired at " + formatTime(r.expiry)}
+	}
+	return nil
+}
+
+// checkNotBefore refuses a token not valid yet, with [leeway].
+func checkNotBefore(r registered, now time.Time) error {
+	if !r.notBefore.IsZero() && r.notBefore.After(now.Add(leeway)) {
+		return &auth.Error{Reason: auth.ReasonTokenNotYetValid, Message: "token is not valid before " + formatTime(r.notBefore)}
+	}
+	return nil
+}
+
+// checkIssuedAt refuses a token issued in the future, with [leeway].
+func checkIssuedAt(r registered, now time.Time) error {
+	if !r.issuedAt.IsZero() && r.issuedAt.After(now.Add(leeway)) {
+		return &auth.Error{Reason: auth.ReasonTokenNotYetValid, Message: fmt.Sprintf("token was issued at %s, which is in the future; check the clocks of the issuer and of frontgate", formatTime(r.issuedAt))}
+	}
+	return nil
 }
 
 // stringOrArray decodes a claim that is a string or an array of strings; JSON
