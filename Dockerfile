@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Static, non-root frontgate image. `make image` builds it; `make build` uses
 # the same Go build flags.
-FROM golang:1.26 AS build
+# The Go version of the Makefile's GOTOOLCHAIN.
+FROM golang:1.27.3 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -51,6 +51,7 @@ type serveOptions struct {
 	auditLogMaxBackups int
 
 	metricsListen       string
+	profiling           bool
 	logFormat, logLevel string
 	shutdownGrace       time.Duration
 }
@@ -144,6 +145,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.auditLogMaxSize, "audit-log-max-size", o.auditLogMaxSize, "MiB after which --audit-log-path is rotated to PATH.1")
 	fs.IntVar(&o.auditLogMaxBackups, "audit-log-max-backups", o.auditLogMaxBackups, "rotated audit log files to keep")
 	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "address of the plain-HTTP listener for /metrics, /healthz and /readyz")
+	fs.BoolVar(&o.profiling, "profiling", o.profiling, "also serve the Go runtime profiles (net/http/pprof) at /debug/pprof/ on --metrics-listen, for performance work; they show no tokens or keys, but keep the listener private")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long in-flight requests may take to finish")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"sync"
@@ -370,7 +371,8 @@ func (s *server) serve(ctx context.Context, proxyListener, metricsListener net.L
 	return nil
 }
 
-// metricsMux serves /metrics, /healthz and /readyz.
+// metricsMux serves /metrics, /healthz and /readyz, and with --profiling
+// the runtime profiles under /debug/pprof/.
 func (s *server) metricsMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -384,6 +386,13 @@ func (s *server) metricsMux() *http.ServeMux {
 		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})
+	if s.opts.profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -78,4 +80,32 @@ func selfSignedTLS(s *server) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{*cert}}, nil
+}
+
+func TestMetricsListenerPaths(t *testing.T) {
+	tests := []struct {
+		profiling bool
+		path      string
+		want      int
+	}{
+		{false, "/metrics", http.StatusOK},
+		{false, "/healthz", http.StatusOK},
+		{false, "/readyz", http.StatusOK},
+		{false, "/debug/pprof/", http.StatusNotFound},
+		{false, "/debug/pprof/heap", http.StatusNotFound},
+		{true, "/debug/pprof/", http.StatusOK},
+		{true, "/debug/pprof/heap", http.StatusOK},
+		{true, "/debug/pprof/goroutine", http.StatusOK},
+		{true, "/api", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("profiling=%v %s", tt.profiling, tt.path), func(t *testing.T) {
+			s := &server{opts: &serveOptions{profiling: tt.profiling}, registry: prometheus.NewRegistry(), ready: func() error { return nil }}
+			rec := httptest.NewRecorder()
+			s.metricsMux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			if rec.Code != tt.want {
+				t.Errorf("GET %s: HTTP %d, want %d", tt.path, rec.Code, tt.want)
+			}
+		})
+	}
 }
