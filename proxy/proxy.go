@@ -310,7 +310,16 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	h.cfg.Logger.Warn("kube-apiserver request failed", "upstream", h.cfg.Upstream.Redacted(), "error", err)
-	WriteStatus(w, http.StatusBadGateway, metav1.StatusReasonServiceUnavailable, fmt.Sprintf("frontgate could not reach kube-apiserver at %s: %v", h.cfg.Upstream.Redacted(), err))
+	WriteStatus(w, http.StatusBadGateway, metav1.StatusReasonServiceUnavailable, fmt.Sprintf("frontgate could not reach kube-apiserver at %s: %s", h.cfg.Upstream.Redacted(), upstreamFailure(err)))
+}
+
+// upstreamFailure says why kube-apiserver gave no answer; a bare "EOF"
+// becomes a sentence.
+func upstreamFailure(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Sprintf("kube-apiserver closed the connection without answering (%v)", err)
+	}
+	return err.Error()
 }
 
 // finish records the access log line and metrics of one request.

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -702,5 +703,21 @@ func TestSetTransportsRotatesCredentialsWithoutCuttingStreams(t *testing.T) {
 	close(release)
 	if line, err := events.ReadString('\n'); line != "second event\n" {
 		t.Fatalf("the open watch was cut by the rotation: %q, %v", line, err)
+	}
+}
+
+func TestUpstreamFailure(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{io.EOF, "kube-apiserver closed the connection without answering (EOF)"},
+		{fmt.Errorf("reading the response: %w", io.ErrUnexpectedEOF), "kube-apiserver closed the connection without answering (reading the response: unexpected EOF)"},
+		{errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"), "dial tcp 127.0.0.1:6443: connect: connection refused"},
+	}
+	for _, tt := range tests {
+		if got := upstreamFailure(tt.err); got != tt.want {
+			t.Errorf("upstreamFailure(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }
