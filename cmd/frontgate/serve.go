@@ -23,6 +23,7 @@ import (
 
 	"github.com/frontgate/frontgate/auth/clientcert"
 	"github.com/frontgate/frontgate/auth/reload"
+	"github.com/frontgate/frontgate/cmd/frontgate/internal/logbuffer"
 	"github.com/frontgate/frontgate/cmd/frontgate/internal/pki"
 	"github.com/frontgate/frontgate/proxy"
 )
@@ -56,6 +57,11 @@ cannot authenticate are answered with a Kubernetes Status and never forwarded.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := d.signalContext()
 			defer cancel()
+			// The access log writes a line per request: off the request
+			// path, batched under load, flushed before serve returns.
+			logs := logbuffer.New(d.stderr, 0)
+			defer logs.Close()
+			d.stderr = logs
 			s, err := o.build(d)
 			if err != nil {
 				return err

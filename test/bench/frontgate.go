@@ -73,7 +73,7 @@ func startFrontgate(bin, logFile string, mkArgs func(port, metricsPort int) []st
 		if err != nil {
 			return nil, 0, err
 		}
-		cmd := exec.Command(bin, mkArgs(port, mport)...)
+		cmd := proxyCommand(bin, mkArgs(port, mport)...)
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		start := time.Now()

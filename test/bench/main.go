@@ -100,6 +100,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "give up after this long")
 	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of the bare proxy holding the idle watches in the working directory (use with -keep)")
 	flag.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
+	flag.StringVar(&proxyCPUs, "proxy-cpus", "", "pin the proxies under test (bare and frontgate) to these CPUs (taskset list, e.g. 1); start the runner itself with `taskset -c 0`, so that the load generator and the upstream keep off them")
 	scenarios := flag.String("scenarios", "", "local scenarios to run, comma-separated from direct, bare, cached, cert, cold-rs256, cold-es256 (default: all)")
 	extraFlags := flag.String("frontgate-flags", "", "further `frontgate serve` flags, space-separated (e.g. \"--log-level warn\" to measure without the access log)")
 	rates := flag.String("rates", "0.25,0.5", "fixed offered loads, as fractions of the bare proxy's saturation, comma-separated (empty: none)")
@@ -130,6 +131,9 @@ func main() {
 
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("bench: ")
+	if err := checkPinning(); err != nil {
+		log.Fatal(err)
+	}
 	time.AfterFunc(cfg.timeout, func() {
 		log.Printf("gave up after -timeout %s", cfg.timeout)
 		os.Exit(2)
@@ -213,6 +217,9 @@ func printMachine(w io.Writer) {
 	kernel, _ := exec.Command("uname", "-r").Output()
 	fmt.Fprintf(w, "- CPUs: %d (%s)\n- %s\n- %s, kernel %s\n- load average at start: %s\n\n",
 		runtime.NumCPU(), model, mem, runtime.Version(), strings.TrimSpace(string(kernel)), loadAverage())
+	if proxyCPUs != "" {
+		fmt.Fprintf(w, "Proxies under test pinned to CPU %s; the runner (load generator) and the upstream run on the others.\n\n", proxyCPUs)
+	}
 }
 
 // runLocal runs every scenario against the fast local upstream.

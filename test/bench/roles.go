@@ -213,6 +213,9 @@ func startRole(role, logFile string, args ...string) (*child, error) {
 		return nil, err
 	}
 	cmd := exec.Command(self, args...)
+	if role == "bare" {
+		cmd = proxyCommand(self, args...)
+	}
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
 	cmd.Stderr = lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
