@@ -131,14 +131,15 @@ func (s *state) identify(v *verified) (*auth.Identity, error) {
 	if s.mapping == nil {
 		return defaultIdentity(v.leaf)
 	}
-	views := map[string]*Certificate{}
-	view := func(ca string) *Certificate {
-		if c, ok := views[ca]; ok {
-			return c
+	views := map[string]map[string]any{} // the CEL variables, by CA name
+	view := func(ca string) map[string]any {
+		if vars, ok := views[ca]; ok {
+			return vars
 		}
 		c := NewCertificate(v.leaf, ca)
-		views[ca] = &c
-		return &c
+		vars := certVars(&c)
+		views[ca] = vars
+		return vars
 	}
 	for _, e := range s.mapping.entries {
 		ca := ""
@@ -151,9 +152,9 @@ func (s *state) identify(v *verified) (*auth.Identity, error) {
 		if ca == "" {
 			continue
 		}
-		cert := view(ca)
+		vars := view(ca)
 		if e.condition != nil {
-			ok, err := e.condition.evalBool(cert)
+			ok, err := e.condition.evalBool(vars)
 			if err != nil {
 				return nil, e.failure(v.leaf, "condition", e.condition, err)
 			}
@@ -161,15 +162,15 @@ func (s *state) identify(v *verified) (*auth.Identity, error) {
 				continue
 			}
 		}
-		return e.identity(v.leaf, cert)
+		return e.identity(v.leaf, vars)
 	}
 	return nil, &auth.Error{Reason: auth.ReasonNoCertificateMapping, Message: fmt.Sprintf("the client certificate %s (CA %s) matches no entry of the client certificate mapping", describe(v.leaf), quoteList(v.cas))}
 }
 
 // identity evaluates every expression of e; any failure refuses the whole
-// certificate.
-func (e *entry) identity(leaf *x509.Certificate, cert *Certificate) (*auth.Identity, error) {
-	name, err := e.username.evalString(cert)
+// certificate. vars are the CEL variables of the certificate, from certVars.
+func (e *entry) identity(leaf *x509.Certificate, vars map[string]any) (*auth.Identity, error) {
+	name, err := e.username.evalString(vars)
 	if err != nil {
 		return nil, e.failure(leaf, "username", e.username, err)
 	}
@@ -178,19 +179,19 @@ func (e *entry) identity(leaf *x509.Certificate, cert *Certificate) (*auth.Ident
 	}
 	id := &auth.Identity{Name: name, Source: SourcePrefix + e.name}
 	if e.groups != nil {
-		groups, err := e.groups.evalStrings(cert)
+		groups, err := e.groups.evalStrings(vars)
 		if err != nil {
 			return nil, e.failure(leaf, "groups", e.groups, err)
 		}
 		id.Groups = nonEmpty(groups)
 	}
 	if e.uid != nil {
-		if id.UID, err = e.uid.evalString(cert); err != nil {
+		if id.UID, err = e.uid.evalString(vars); err != nil {
 			return nil, e.failure(leaf, "uid", e.uid, err)
 		}
 	}
 	for _, x := range e.extra {
-		values, err := x.prog.evalStrings(cert)
+		values, err := x.prog.evalStrings(vars)
 		if err != nil {
 			return nil, e.failure(leaf, "extra "+x.key, x.prog, err)
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/ext"
+	apiservercel "k8s.io/apiserver/pkg/cel"
 )
 
 // DefaultCostLimit bounds the runtime cost of evaluating one expression of a
@@ -25,50 +25,51 @@ import (
 const DefaultCostLimit = 1_000_000
 
 // Certificate is the value of the "cert" variable of mapping expressions: the
-// verified client (leaf) certificate. Field names in CEL are those of the cel
-// tags, for example cert.subject.commonName.
+// verified client (leaf) certificate. Expressions see it as a CEL object
+// whose fields have the lower-camel-case names of the package documentation,
+// for example cert.subject.commonName for Subject.CommonName.
 type Certificate struct {
 	// Subject is the certificate's subject.
-	Subject Name `cel:"subject"`
+	Subject Name
 	// Issuer is the certificate's issuer (the CA or intermediate that signed it).
-	Issuer Name `cel:"issuer"`
+	Issuer Name
 	// DNSNames are the DNS subject alternative names.
-	DNSNames []string `cel:"dnsNames"`
+	DNSNames []string
 	// EmailAddresses are the email subject alternative names.
-	EmailAddresses []string `cel:"emailAddresses"`
+	EmailAddresses []string
 	// URIs are the URI subject alternative names, SPIFFE IDs included.
-	URIs []string `cel:"uris"`
+	URIs []string
 	// IPAddresses are the IP subject alternative names, in text form.
-	IPAddresses []string `cel:"ipAddresses"`
+	IPAddresses []string
 	// SPIFFEID is the SPIFFE ID when the certificate is an X.509-SVID (exactly
 	// one URI SAN, with the spiffe scheme); empty otherwise.
-	SPIFFEID string `cel:"spiffeID"`
+	SPIFFEID string
 	// Serial is the serial number in lower-case hexadecimal, without
 	// separators or leading zeros.
-	Serial string `cel:"serial"`
+	Serial string
 	// NotBefore and NotAfter bound the validity period (CEL timestamps).
-	NotBefore time.Time `cel:"notBefore"`
-	NotAfter  time.Time `cel:"notAfter"`
+	NotBefore time.Time
+	NotAfter  time.Time
 	// SHA256 is the SHA-256 fingerprint of the DER certificate, lower-case hex.
-	SHA256 string `cel:"sha256"`
+	SHA256 string
 	// CA is the name of the configured CA the certificate was verified
 	// against (the name given with --client-ca-file).
-	CA string `cel:"ca"`
+	CA string
 }
 
 // Name is a distinguished name as the mapping expressions see it.
 type Name struct {
 	// CommonName is the CN attribute; empty when absent.
-	CommonName string `cel:"commonName"`
+	CommonName string
 	// SerialNumber is the serialNumber attribute (not the certificate serial).
-	SerialNumber string `cel:"serialNumber"`
+	SerialNumber string
 	// Organizations are the O attributes, in order.
-	Organizations []string `cel:"organizations"`
+	Organizations []string
 	// OrganizationalUnits are the OU attributes, in order.
-	OrganizationalUnits []string `cel:"organizationalUnits"`
+	OrganizationalUnits []string
 	// DN is the whole name in RFC 2253 form, as Go's pkix.Name.String
 	// writes it, for example "CN=alice,OU=dev,O=Example".
-	DN string `cel:"dn"`
+	DN string
 }
 
 // NewCertificate returns the CEL view of c as verified against the CA named
@@ -117,20 +118,107 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// The cert variable is declared and passed the way kube-apiserver declares
+// and passes the user variable of its CEL (k8s.io/apiserver's
+// authentication/cel): an object type of k8s.io/apiserver/pkg/cel, so that
+// expressions are type-checked field by field when the mapping file is
+// loaded, and a plain map at evaluation. cel-go's ext.NativeTypes, which
+// would read the Go structs directly, is not used (GO-2026-6094).
+//
+// Each object type is one list of fields, from which both its declaration
+// ([objectType]) and its value ([objectValue]) are built.
+
+// celField is one field of an object type of the cert variable: its CEL name
+// and type, and its value in the Go struct T.
+type celField[T any] struct {
+	name string
+	typ  *apiservercel.DeclType
+	get  func(*T) any
+}
+
+var (
+	stringType     = apiservercel.StringType
+	stringListType = apiservercel.NewListType(apiservercel.StringType, -1)
+	timestampType  = apiservercel.TimestampType
+)
+
+// nameFields are the fields of cert.subject and cert.issuer.
+var nameFields = []celField[Name]{
+	{"commonName", stringType, func(n *Name) any { return n.CommonName }},
+	{"serialNumber", stringType, func(n *Name) any { return n.SerialNumber }},
+	{"organizations", stringListType, func(n *Name) any { return n.Organizations }},
+	{"organizationalUnits", stringListType, func(n *Name) any { return n.OrganizationalUnits }},
+	{"dn", stringType, func(n *Name) any { return n.DN }},
+}
+
+// nameType is the CEL type of cert.subject and cert.issuer.
+var nameType = objectType("clientcert.Name", nameFields)
+
+// certFields are the fields of cert.
+var certFields = []celField[Certificate]{
+	{"subject", nameType, func(c *Certificate) any { return objectValue(nameFields, &c.Subject) }},
+	{"issuer", nameType, func(c *Certificate) any { return objectValue(nameFields, &c.Issuer) }},
+	{"dnsNames", stringListType, func(c *Certificate) any { return c.DNSNames }},
+	{"emailAddresses", stringListType, func(c *Certificate) any { return c.EmailAddresses }},
+	{"uris", stringListType, func(c *Certificate) any { return c.URIs }},
+	{"ipAddresses", stringListType, func(c *Certificate) any { return c.IPAddresses }},
+	{"spiffeID", stringType, func(c *Certificate) any { return c.SPIFFEID }},
+	{"serial", stringType, func(c *Certificate) any { return c.Serial }},
+	{"notBefore", timestampType, func(c *Certificate) any { return c.NotBefore }},
+	{"notAfter", timestampType, func(c *Certificate) any { return c.NotAfter }},
+	{"sha256", stringType, func(c *Certificate) any { return c.SHA256 }},
+	{"ca", stringType, func(c *Certificate) any { return c.CA }},
+}
+
+// certType is the CEL type of the cert variable.
+var certType = objectType("clientcert.Certificate", certFields)
+
+// objectType declares the CEL object type name with fields, every one of
+// them always present.
+func objectType[T any](name string, fields []celField[T]) *apiservercel.DeclType {
+	decls := make(map[string]*apiservercel.DeclField, len(fields))
+	for _, f := range fields {
+		decls[f.name] = apiservercel.NewDeclField(f.name, f.typ, true, nil, nil)
+	}
+	return apiservercel.NewObjectType(name, decls)
+}
+
+// objectValue is the CEL value of v: a map from each field's CEL name to its
+// value.
+func objectValue[T any](fields []celField[T], v *T) map[string]any {
+	m := make(map[string]any, len(fields))
+	for _, f := range fields {
+		m[f.name] = f.get(v)
+	}
+	return m
+}
+
+// certVars returns the variables of evaluations over cert: cert itself as a
+// map. Build them once per certificate and pass them to every expression.
+func certVars(cert *Certificate) map[string]any {
+	return map[string]any{"cert": objectValue(certFields, cert)}
+}
+
 // celEnv is the one CEL environment of mapping expressions: the cert
 // variable, the standard library, and cel-go's strings, lists and sets
 // extensions and optional types. It is safe for concurrent use.
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	// Libraries that register types of their own come before the native
-	// types, which replace the type provider.
-	return cel.NewEnv(
+	base, err := cel.NewEnv(
 		cel.OptionalTypes(),
 		ext.Strings(),
 		ext.Lists(),
 		ext.Sets(),
-		ext.NativeTypes(reflect.TypeFor[Certificate](), ext.ParseStructTags(true)),
-		cel.Variable("cert", cel.ObjectType("clientcert.Certificate")),
 	)
+	if err != nil {
+		return nil, err
+	}
+	// The declared types are resolved first, then those of the base
+	// environment, as in k8s.io/apiserver's cel/environment.
+	typeOpts, err := apiservercel.NewDeclTypeProvider(certType).EnvOptions(base.CELTypeProvider())
+	if err != nil {
+		return nil, err
+	}
+	return base.Extend(append(typeOpts, cel.Variable("cert", certType.CelType()))...)
 })
 
 // resultKind is what an expression must produce.
@@ -213,19 +301,19 @@ func acceptsType(t *types.Type, want resultKind) bool {
 // errWrongType is returned by evaluations whose dyn result has the wrong type.
 var errWrongType = errors.New("wrong result type")
 
-// eval runs the program over cert. Any error, including an exceeded cost
+// eval runs the program over vars, from [certVars]. Any error, including an exceeded cost
 // limit, is returned; no partial result is. Errors do not quote the
 // expression: the caller adds it where only the operator sees it.
-func (p *program) eval(cert *Certificate) (ref.Val, error) {
-	out, _, err := p.prg.Eval(map[string]any{"cert": cert})
+func (p *program) eval(vars map[string]any) (ref.Val, error) {
+	out, _, err := p.prg.Eval(vars)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (p *program) evalBool(cert *Certificate) (bool, error) {
-	out, err := p.eval(cert)
+func (p *program) evalBool(vars map[string]any) (bool, error) {
+	out, err := p.eval(vars)
 	if err != nil {
 		return false, err
 	}
@@ -236,8 +324,8 @@ func (p *program) evalBool(cert *Certificate) (bool, error) {
 	return bool(b), nil
 }
 
-func (p *program) evalString(cert *Certificate) (string, error) {
-	out, err := p.eval(cert)
+func (p *program) evalString(vars map[string]any) (string, error) {
+	out, err := p.eval(vars)
 	if err != nil {
 		return "", err
 	}
@@ -250,8 +338,8 @@ func (p *program) evalString(cert *Certificate) (string, error) {
 
 // evalStrings returns a string result as a one-element list (none when it
 // is empty) and a list of strings as it is.
-func (p *program) evalStrings(cert *Certificate) ([]string, error) {
-	out, err := p.eval(cert)
+func (p *program) evalStrings(vars map[string]any) ([]string, error) {
+	out, err := p.eval(vars)
 	if err != nil {
 		return nil, err
 	}
