@@ -384,8 +384,15 @@ func (s *server) metricsMux() *http.ServeMux {
 		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})
+	if debugRoutes != nil {
+		debugRoutes(mux)
+	}
 	return mux
 }
+
+// debugRoutes, when set, adds profiling endpoints to the metrics listener;
+// only a binary built with -tags frontgate_pprof sets it (pprof.go).
+var debugRoutes func(*http.ServeMux)
 
 // newLogger makes the slog logger for --log-format and --log-level.
 func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {

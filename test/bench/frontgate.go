@@ -131,10 +131,15 @@ func tail(path string) string {
 	return string(b)
 }
 
-// buildFrontgate builds ./cmd/frontgate as `make build` does.
-func buildFrontgate(root, dir string) (string, error) {
-	out := filepath.Join(dir, "frontgate")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/frontgate")
+// buildFrontgate builds ./cmd/frontgate as `make build` does, into dir as
+// name, with further build tags if any.
+func buildFrontgate(root, dir, name string, tags ...string) (string, error) {
+	out := filepath.Join(dir, name)
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "./cmd/frontgate")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

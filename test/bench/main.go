@@ -98,7 +98,7 @@ func main() {
 	flag.DurationVar(&cfg.realDuration, "real-duration", 5*time.Second, "measured time of each run against the real kube-apiserver")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the working directory (logs, PKI)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "give up after this long")
-	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of the bare proxy holding the idle watches in the working directory (use with -keep)")
+	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of frontgate and of the bare proxy holding the idle watches in the working directory (use with -keep); frontgate's watches then run on a build of ./cmd/frontgate with -tags frontgate_pprof")
 	flag.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	scenarios := flag.String("scenarios", "", "local scenarios to run, comma-separated from direct, bare, cached, cert, cold-rs256, cold-es256 (default: all)")
 	extraFlags := flag.String("frontgate-flags", "", "further `frontgate serve` flags, space-separated (e.g. \"--log-level warn\" to measure without the access log)")
@@ -165,14 +165,14 @@ func run(cfg *config, w io.Writer) error {
 	bin := cfg.frontgateBinary
 	if bin == "" {
 		log.Printf("building frontgate")
-		if bin, err = buildFrontgate(root, dir); err != nil {
+		if bin, err = buildFrontgate(root, dir, "frontgate"); err != nil {
 			return err
 		}
 	}
 	printMachine(w)
 	waitQuiet(cfg)
 	if !cfg.realOnly {
-		if err := runLocal(cfg, w, dir, bin); err != nil {
+		if err := runLocal(cfg, w, root, dir, bin); err != nil {
 			return err
 		}
 	}
@@ -216,7 +216,7 @@ func printMachine(w io.Writer) {
 }
 
 // runLocal runs every scenario against the fast local upstream.
-func runLocal(cfg *config, w io.Writer, dir, bin string) error {
+func runLocal(cfg *config, w io.Writer, root, dir, bin string) error {
 	p, err := newBenchPKI(dir)
 	if err != nil {
 		return err
@@ -360,15 +360,28 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	if cfg.watches > 0 && cfg.parts["watches"] {
 		fg.stop()
 		bare.stop()
-		freshFG, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate-watch.log"), mkArgs)
+		watchBin, watchName := bin, "frontgate, cached token"
+		if cfg.profile {
+			// The same code with net/http/pprof on the metrics listener.
+			log.Printf("building frontgate with -tags frontgate_pprof")
+			if watchBin, err = buildFrontgate(root, dir, "frontgate-pprof", "frontgate_pprof"); err != nil {
+				return err
+			}
+			watchName += " (pprof build)"
+		}
+		freshFG, _, err := startFrontgate(watchBin, filepath.Join(dir, "frontgate-watch.log"), mkArgs)
 		if err != nil {
 			return err
 		}
 		fg = freshFG
+		var fgWhileOpen func()
+		if cfg.profile {
+			fgWhileOpen = func() { saveProfiles(fg.metricsURL, dir, "frontgate-watches") }
+		}
 		log.Printf("%d idle watches through frontgate", cfg.watches)
-		wt := &target{name: "frontgate, cached token", url: mkURL(fg.url), clients: newClients(cfg.watchClients, roots, nil), pid: fg.pid(),
+		wt := &target{name: watchName, url: mkURL(fg.url), clients: newClients(cfg.watchClients, roots, nil), pid: fg.pid(),
 			authorization: func(i int64) (string, bool) { return "Bearer " + cachedTokens[i%int64(len(cachedTokens))], true }}
-		watches = append(watches, idleWatches(wt, cfg.watches, fg.metricsURL, 3*time.Minute, nil))
+		watches = append(watches, idleWatches(wt, cfg.watches, fg.metricsURL, 3*time.Minute, fgWhileOpen))
 		closeClients(wt.clients)
 		fg.stop()
 
