@@ -74,7 +74,10 @@ type Handler struct {
 	cfg      Config
 	identity identityMatcher
 	guard    *guard
-	proxy    *httputil.ReverseProxy
+	// proxy forwards ordinary requests; streamProxy, the same but for its
+	// smaller copy buffers, the requests kube-apiserver answers with a
+	// long-lived stream (see [streams]).
+	proxy, streamProxy *httputil.ReverseProxy
 }
 
 // SetTransports puts new transports in use, for example after the
@@ -114,6 +117,9 @@ func New(cfg Config) (*Handler, error) {
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		BufferPool:     copyBuffers,
 	}
+	stream := *h.proxy
+	stream.BufferPool = streamBuffers
+	h.streamProxy = &stream
 	return h, nil
 }
 
@@ -122,7 +128,9 @@ func New(cfg Config) (*Handler, error) {
 type forward struct {
 	auditID  string
 	identity *auth.Identity // nil when passthrough
-	headers  http.Header    // identity headers to set; nil when passthrough
+	// headers are the identity headers to set: nil when passthrough, and
+	// dropped by modifyResponse once the request was sent.
+	headers http.Header
 	// passthrough forwards the client's own bearer token without the
 	// front-proxy certificate.
 	passthrough bool
@@ -153,6 +161,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var id *auth.Identity
 	var f *forward
 	defer func() { h.finish(rec, r, auditID, id, f, start) }()
+	if id, f = h.decide(rec, r, auditID); f != nil {
+		h.serveForward(rec, r, f)
+	}
+}
+
+// decide authenticates r and returns who made it and how to forward it, or
+// a nil forward when it answered r itself (discovery, refusals). It is
+// apart from ServeHTTP for the stack of a watch: ServeHTTP's frame stays on
+// the stack for as long as the response streams, and with decide's locals
+// in it the goroutine would use too much of its stack for the garbage
+// collector to halve it after the request grew it (BENCHMARKS.md, "Idle
+// watches").
+//
+//go:noinline
+func (h *Handler) decide(rec *recorder, r *http.Request, auditID string) (*auth.Identity, *forward) {
+	m := h.cfg.Metrics
 	refuse := func(refusal Refusal) {
 		rec.Header().Set("Audit-ID", auditID)
 		dropUnreadBody(rec, r)
@@ -162,12 +186,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Discovery != nil && r.URL.Path == DiscoveryPath {
 		dropUnreadBody(rec, r)
 		h.cfg.Discovery.ServeHTTP(rec, r)
-		return
+		return nil, nil
 	}
 	if h.cfg.Ready != nil {
 		if err := h.cfg.Ready(); err != nil {
 			refuse(RefuseNotReady(err))
-			return
+			return nil, nil
 		}
 	}
 
@@ -177,17 +201,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil && h.cfg.Passthrough != nil && auth.Unrecognised(err):
 		m.authentications.WithLabelValues("passthrough", "").Inc()
-		f = &forward{auditID: auditID, passthrough: true, upgrade: upgradeProtocol(r.Header)}
-		h.serveForward(rec, r, f)
-		return
+		return id, &forward{auditID: auditID, passthrough: true, upgrade: upgradeProtocol(r.Header)}
 	case err != nil:
 		m.authentications.WithLabelValues("failure", auth.ReasonOf(err)).Inc()
 		refuse(RefuseAuthentication(err))
-		return
+		return id, nil
 	case !ok:
 		m.authentications.WithLabelValues("no_credentials", "").Inc()
 		refuse(RefuseNoCredentials())
-		return
+		return id, nil
 	}
 	m.authentications.WithLabelValues("success", "").Inc()
 
@@ -198,10 +220,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.cfg.Logger.Error("refusing to forward an identity that cannot be encoded safely", "source", id.Source, "error", err)
 		}
 		refuse(refusal)
-		return
+		return id, nil
 	}
-	f = &forward{auditID: auditID, identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
-	h.serveForward(rec, r, f)
+	return id, &forward{auditID: auditID, identity: id, headers: headers, upgrade: upgradeProtocol(r.Header)}
 }
 
 // dropUnreadBody prepares an answer frontgate gives itself, without reading
@@ -220,9 +241,14 @@ func dropUnreadBody(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// serveForward hands the request to the reverse proxy with its decision f.
+// serveForward hands the request to the reverse proxy with its decision f:
+// a long-lived stream to the one with small copy buffers.
 func (h *Handler) serveForward(w http.ResponseWriter, r *http.Request, f *forward) {
-	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
+	rp := h.proxy
+	if f.upgrade == "" && streams(r) {
+		rp = h.streamProxy
+	}
+	rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
 	if f.switched.Load() {
 		// ServeHTTP returns when both sides of the upgraded session closed.
 		h.cfg.Metrics.upgradedOpen.WithLabelValues(f.upgrade).Dec()
@@ -269,6 +295,10 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	f.upstreamProto = resp.Proto
+	// The request has been sent and the guard has checked its identity
+	// headers: drop them, or a watch would keep the map for as long as it
+	// streams. (The header values stay referenced by the request sent.)
+	f.headers = nil
 	if f.upgrade == "" {
 		return nil
 	}

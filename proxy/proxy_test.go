@@ -100,6 +100,12 @@ type testProxy struct {
 // client certificate with CN frontgate; mutate adjusts the configuration.
 func startTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) testProxy {
 	t.Helper()
+	return serveTestHandler(t, newTestHandler(t, up, mutate...))
+}
+
+// newTestHandler is the handler startTestProxy serves, not yet served.
+func newTestHandler(t *testing.T, up *upstream, mutate ...func(*Config)) testProxy {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	u, _ := url.Parse(up.URL)
 	cfg := Config{
@@ -115,11 +121,18 @@ func startTestProxy(t *testing.T, up *upstream, mutate ...func(*Config)) testPro
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
+	return testProxy{handler: h, registry: reg}
+}
+
+// serveTestHandler serves p.handler on a TLS test server with HTTP/2.
+func serveTestHandler(t *testing.T, p testProxy) testProxy {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(p.handler)
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return testProxy{server: srv, handler: h, registry: reg}
+	p.server = srv
+	return p
 }
 
 // upstreamTransportsFor reaches up presenting cert (nil: no certificate).

@@ -98,7 +98,7 @@ func main() {
 	flag.DurationVar(&cfg.realDuration, "real-duration", 5*time.Second, "measured time of each run against the real kube-apiserver")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the working directory (logs, PKI)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "give up after this long")
-	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of the bare proxy holding the idle watches in the working directory (use with -keep)")
+	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of frontgate and of the bare proxy holding the idle watches in the working directory (use with -keep); frontgate's watches then run with --profiling")
 	flag.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&proxyCPUs, "proxy-cpus", "", "pin the proxies under test (bare and frontgate) to these CPUs (taskset list, e.g. 1); start the runner itself with `taskset -c 0`, so that the load generator and the upstream keep off them")
 	scenarios := flag.String("scenarios", "", "local scenarios to run, comma-separated from direct, bare, cached, cert, cold-rs256, cold-es256 (default: all)")
@@ -367,15 +367,23 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	if cfg.watches > 0 && cfg.parts["watches"] {
 		fg.stop()
 		bare.stop()
-		freshFG, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate-watch.log"), mkArgs)
+		fgWatchArgs := mkArgs
+		if cfg.profile {
+			fgWatchArgs = func(port, mport int) []string { return append(mkArgs(port, mport), "--profiling") }
+		}
+		freshFG, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate-watch.log"), fgWatchArgs)
 		if err != nil {
 			return err
 		}
 		fg = freshFG
+		var fgWhileOpen func()
+		if cfg.profile {
+			fgWhileOpen = func() { saveProfiles(fg.metricsURL, dir, "frontgate-watches") }
+		}
 		log.Printf("%d idle watches through frontgate", cfg.watches)
 		wt := &target{name: "frontgate, cached token", url: mkURL(fg.url), clients: newClients(cfg.watchClients, roots, nil), pid: fg.pid(),
 			authorization: func(i int64) (string, bool) { return "Bearer " + cachedTokens[i%int64(len(cachedTokens))], true }}
-		watches = append(watches, idleWatches(wt, cfg.watches, fg.metricsURL, 3*time.Minute, nil))
+		watches = append(watches, idleWatches(wt, cfg.watches, fg.metricsURL, 3*time.Minute, fgWhileOpen))
 		closeClients(wt.clients)
 		fg.stop()
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -58,8 +59,13 @@ func idleWatches(t *target, n int, metricsURL string, timeout time.Duration, whi
 	res.baseline, _, _ = memory(t.pid)
 	res.goroutines[0], res.heapInuse[0], res.stackInuse[0] = goMetrics(metricsURL)
 
+	// What `kubectl get configmap bench --watch` asks for: a watch of the
+	// collection, narrowed to the object by a field selector. (A GET of the
+	// object's own path with ?watch=1 is no watch to kube-apiserver: it
+	// answers it as a GET.)
 	watchURL := *t.url
-	watchURL.RawQuery = url.Values{"watch": {"1"}, "resourceVersion": {"4711"}}.Encode()
+	watchURL.Path = path.Dir(t.url.Path)
+	watchURL.RawQuery = url.Values{"fieldSelector": {"metadata.name=" + path.Base(t.url.Path)}, "resourceVersion": {"4711"}, "watch": {"true"}}.Encode()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
@@ -129,23 +135,32 @@ func idleWatches(t *target, n int, metricsURL string, timeout time.Duration, whi
 	return res
 }
 
-// saveProfiles fetches the heap and goroutine profiles of a pprof endpoint
-// into dir.
+// saveProfiles saves into dir the heap profile in text form, which ends
+// with the runtime's MemStats as measured (HeapInuse, StackInuse); the heap
+// profile taken after a garbage collection (gc=1: without it, the profile
+// shows the heap as of the last collection, which with a growing heap may
+// have been when only part of the watches were open); the MemStats again,
+// after that collection; and the goroutine profile.
 func saveProfiles(pprofURL, dir, prefix string) {
-	for _, p := range []string{"heap", "goroutine"} {
-		resp, err := http.Get(pprofURL + "/debug/pprof/" + p)
+	for _, p := range []struct{ name, query, file string }{
+		{"heap", "?debug=1", "heap.txt"}, // first: MemStats as measured
+		{"heap", "?gc=1", "heap.pb.gz"},
+		{"heap", "?debug=1", "heap-after-gc.txt"}, // after the collection
+		{"goroutine", "", "goroutine.pb.gz"},
+	} {
+		resp, err := http.Get(pprofURL + "/debug/pprof/" + p.name + p.query)
 		if err != nil {
-			log.Printf("profile %s: %v", p, err)
+			log.Printf("profile %s: %v", p.name, err)
 			continue
 		}
-		path := filepath.Join(dir, prefix+"-"+p+".pb.gz")
+		file := filepath.Join(dir, prefix+"-"+p.file)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			log.Printf("profile %s: %v", p, err)
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			log.Printf("profile %s: %v", p.name, err)
 			continue
 		}
-		log.Printf("saved %s", path)
+		log.Printf("saved %s", file)
 	}
 }
 
