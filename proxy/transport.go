@@ -108,7 +108,18 @@ func newTransports(cfg UpstreamTLS, health healthCheck) Transports {
 	ordinary.Protocols.SetHTTP1(true)
 	ordinary.Protocols.SetHTTP2(true)
 	ordinary.ForceAttemptHTTP2 = true
-	ordinary.HTTP2 = &http.HTTP2Config{SendPingTimeout: health.idle, PingTimeout: health.timeout}
+	ordinary.HTTP2 = &http.HTTP2Config{
+		SendPingTimeout: health.idle,
+		PingTimeout:     health.timeout,
+		// No HPACK dynamic table for request headers: every request carries a
+		// new Audit-ID, which would enter the table and evict an entry, so
+		// the identity headers were evicted and re-entered over and over;
+		// that churn (and the stack growth of the goroutine writing the
+		// headers) cost more CPU than the whole rest of frontgate's own work
+		// per request (BENCHMARKS.md). Headers now go out as literals, a few
+		// hundred bytes more per request on the connection to kube-apiserver.
+		MaxEncoderHeaderTableSize: 1,
+	}
 
 	upgrade := base()
 	upgrade.Protocols = new(http.Protocols)

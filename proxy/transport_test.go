@@ -142,3 +142,30 @@ func TestSilentUpstreamConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestOrdinaryTransportHTTP2Settings pins the HTTP/2 settings of the
+// transport ordinary requests share: client-go's health check, and no HPACK
+// dynamic table for request headers (every request's new Audit-ID would
+// churn it; BENCHMARKS.md).
+func TestOrdinaryTransportHTTP2Settings(t *testing.T) {
+	tr := NewTransports(UpstreamTLS{}).Ordinary.(*http.Transport)
+	got := tr.HTTP2
+	if got == nil {
+		t.Fatal("no HTTP/2 settings")
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"SendPingTimeout", int64(got.SendPingTimeout), int64(30 * time.Second)},
+		{"PingTimeout", int64(got.PingTimeout), int64(15 * time.Second)},
+		{"MaxEncoderHeaderTableSize", int64(got.MaxEncoderHeaderTableSize), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if !tr.Protocols.HTTP2() {
+		t.Error("HTTP/2 is off")
+	}
+}
