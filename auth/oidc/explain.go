@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/frontgate/frontgate/auth"
 )
@@ -116,17 +115,9 @@ func (a *Authenticator) Explain(ctx context.Context, token string) *Explanation 
 		add("issuer (iss)", a.issuer, nil, "")
 		add("header", headerRequirement, err, "")
 	}
-	reg, err := registeredClaims(payload)
+	reg, err := registeredClaims(payload) // whatever decodes is explained below
 	if err != nil {
 		add("registered claims", "sub, aud, exp, iat and nbf of their standard JSON types", err, "")
-		// Explain the claims that decode.
-		reg = registered{}
-		reg.audience, _ = stringOrArray(payload["aud"])
-		for name, to := range map[string]*time.Time{"exp": &reg.expiry, "nbf": &reg.notBefore, "iat": &reg.issuedAt} {
-			if raw, ok := payload[name]; ok {
-				*to, _ = numericDate(raw)
-			}
-		}
 	}
 	now := a.now()
 	add("audience (aud)", a.audienceText, a.checkAudience(reg.audience), "token audience "+auth.QuoteList(reg.audience))

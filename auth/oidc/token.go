@@ -313,19 +313,26 @@ var errClaimTypes = &auth.Error{Reason: auth.ReasonInvalidClaim, Message: "token
 // strings, aud a string or an array of strings, exp and iat numbers
 // (NumericDate, whole seconds), nbf a number or null. The distributed-claims
 // map _claim_names must name only sources that _claim_sources defines.
-// Claims are matched by their exact name.
+// Claims are matched by their exact name. It decodes every claim it can
+// and returns the first error, so that an explanation can go on.
 func registeredClaims(c Claims) (registered, error) {
 	var r registered
-	var ok bool
+	var err error
+	fail := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
 	for _, name := range [...]string{"sub", "nonce", "at_hash"} {
 		var s string
 		if raw, present := c[name]; present && json.Unmarshal(raw, &s) != nil {
-			return r, errClaimTypes
+			fail(errClaimTypes)
 		}
 	}
 	if raw, present := c["aud"]; present {
+		var ok bool
 		if r.audience, ok = stringOrArray(raw); !ok {
-			return r, errClaimTypes
+			fail(errClaimTypes)
 		}
 	}
 	for _, d := range [...]struct {
@@ -337,11 +344,15 @@ func registeredClaims(c Claims) (registered, error) {
 		if !present || d.nullable && string(raw) == "null" {
 			continue
 		}
+		var ok bool
 		if *d.to, ok = numericDate(raw); !ok {
-			return r, errClaimTypes
+			fail(errClaimTypes)
 		}
 	}
-	return r, distributedClaims(c)
+	if e := distributedClaims(c); e != nil {
+		fail(e)
+	}
+	return r, err
 }
 
 // numericDate decodes a NumericDate as go-oidc does: a JSON number (or a

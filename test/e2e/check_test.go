@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -74,11 +73,8 @@ func runCheck(t *testing.T, environ []string, args ...string) (checkReport, int)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), environ...)
 	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code = exitErr.ExitCode()
-	} else if err != nil {
+	code, err := exitCode(err)
+	if err != nil {
 		t.Fatalf("frontgate %s: %v\nstderr: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	var r checkReport

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -44,33 +43,6 @@ func faultCtx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), faultTimeout)
 	t.Cleanup(cancel)
 	return c
-}
-
-// try performs one request like send, but returns a transport error
-// instead of failing the test. It gives up after 2 minutes.
-func try(c context.Context, client *http.Client, method, url string, hdr http.Header, body []byte) (response, error) {
-	c, cancel := context.WithTimeout(c, 2*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(c, method, url, bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	for k, vs := range hdr {
-		req.Header[k] = append(req.Header[k], vs...)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return response{}, fmt.Errorf("%s %s: HTTP %d, reading the body: %w", method, url, resp.StatusCode, err)
-	}
-	return response{code: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
 // asStatus decodes a Kubernetes Status body, or returns nil.
@@ -582,6 +554,22 @@ func checkBigList(body []byte, n, size int) error {
 	return nil
 }
 
+// waitBigList waits until a GET of list with token answers 200 with the n
+// big ConfigMaps whole (bigConfigMaps), as caches warm up after creation.
+func waitBigList(t *testing.T, c context.Context, client *http.Client, list, token string, n, size int) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		resp, err := try(c, client, http.MethodGet, list, bearer(token), nil)
+		if err != nil {
+			return err
+		}
+		if resp.code != http.StatusOK {
+			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
+		}
+		return checkBigList(resp.body, n, size)
+	})
+}
+
 // watchLines reads a watch response's lines into a channel, closed when
 // the response ends; the error it ended with is sent on errc.
 func watchLines(body io.Reader) (lines <-chan string, errc <-chan error) {
@@ -648,16 +636,7 @@ func TestFaultSlowAPIServer(t *testing.T) {
 	client := fgClient(t, f, false)
 	client.Timeout = 0 // bounded by contexts
 	list := f.URL + "/api/v1/namespaces/" + ns + "/configmaps"
-	eventually(t, 30*time.Second, func() error {
-		resp, err := try(c, client, http.MethodGet, list, bearer(token), nil)
-		if err != nil {
-			return err
-		}
-		if resp.code != http.StatusOK {
-			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
-		}
-		return checkBigList(resp.body, bigN, bigSize)
-	})
+	waitBigList(t, c, client, list, token, bigN, bigSize)
 	timed := func(url string) (response, time.Duration) {
 		t.Helper()
 		start := time.Now()
@@ -826,16 +805,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	h2, h1 := fgClient(t, f, false), fgClient(t, f, true)
 	h2.Timeout, h1.Timeout = 0, 0 // bounded by contexts
 	list := f.URL + "/api/v1/namespaces/" + ns + "/configmaps"
-	eventually(t, 30*time.Second, func() error {
-		resp, err := try(c, h2, http.MethodGet, list, bearer(token), nil)
-		if err != nil {
-			return err
-		}
-		if resp.code != http.StatusOK {
-			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
-		}
-		return checkBigList(resp.body, bigN, bigSize)
-	})
+	waitBigList(t, c, h2, list, token, bigN, bigSize)
 
 	// The load, each request started (response headers received) before
 	// the signal.

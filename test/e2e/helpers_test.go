@@ -202,13 +202,26 @@ type response struct {
 }
 
 // send performs one request; hdr's keys are sent in the letter case given.
+// A transport error fails the test.
 func send(t *testing.T, client *http.Client, method, url string, hdr http.Header, body []byte) response {
 	t.Helper()
 	c, cancel := context.WithTimeout(t.Context(), commandTimeout)
 	defer cancel()
+	resp, err := try(c, client, method, url, hdr, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp
+}
+
+// try performs one request like send, but returns a transport error
+// instead of failing the test. It gives up after 2 minutes.
+func try(c context.Context, client *http.Client, method, url string, hdr http.Header, body []byte) (response, error) {
+	c, cancel := context.WithTimeout(c, 2*time.Minute)
+	defer cancel()
 	req, err := http.NewRequestWithContext(c, method, url, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	for k, vs := range hdr {
 		req.Header[k] = append(req.Header[k], vs...)
@@ -218,14 +231,14 @@ func send(t *testing.T, client *http.Client, method, url string, hdr http.Header
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
+		return response{}, fmt.Errorf("%s %s: HTTP %d, reading the body: %w", method, url, resp.StatusCode, err)
 	}
-	return response{code: resp.StatusCode, header: resp.Header, body: data}
+	return response{code: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
 // bearer returns a header with Authorization: Bearer token.

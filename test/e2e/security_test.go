@@ -1175,7 +1175,7 @@ func TestSecurity_SecurityOptionsHaveEffect(t *testing.T) {
 
 	t.Run("--client-crl-file", func(t *testing.T) {
 		dir := t.TempDir()
-		caCert, caKey := newCRLCA(t, "revoking CA")
+		caCert, caKey := newTestCA(t, "revoking CA")
 		writePEM(t, filepath.Join(dir, "ca.crt"), "CERTIFICATE", caCert.Raw)
 		revoked := issueCert(t, caCert, caKey, &x509.Certificate{Subject: pkix.Name{CommonName: "revoked-user"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		kept := issueCert(t, caCert, caKey, &x509.Certificate{Subject: pkix.Name{CommonName: "kept-user"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})

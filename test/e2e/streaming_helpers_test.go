@@ -238,12 +238,7 @@ func runKubectl(t *testing.T, bin kubectlBin, kubeconfig string, extraEnv []stri
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.Bytes(), stderr: stderr.Bytes()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	default:
+	if r.code, err = exitCode(err); err != nil {
 		t.Fatalf("running kubectl %s: %v", strings.Join(args, " "), err)
 	}
 	if c.Err() != nil {
@@ -397,11 +392,9 @@ func (b *background) wait(t testing.TB, timeout time.Duration) result {
 		t.Fatalf("kubectl %s did not exit within %s; stdout %q, stderr %q", strings.Join(b.cmd.Args[5:], " "), timeout, b.stdout, b.stderr)
 	}
 	r := result{stdout: b.stdout.Bytes(), stderr: b.stderr.Bytes()}
-	var exitErr *exec.ExitError
-	if errors.As(b.err, &exitErr) {
-		r.code = exitErr.ExitCode()
-	} else if b.err != nil {
-		t.Fatalf("kubectl %s: %v", strings.Join(b.cmd.Args[5:], " "), b.err)
+	var err error
+	if r.code, err = exitCode(b.err); err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(b.cmd.Args[5:], " "), err)
 	}
 	return r
 }
@@ -460,12 +453,7 @@ func ttySession(t *testing.T, v variant, kubeconfig string, args ...string) resu
 		t.Fatal("the terminal's output did not end after kubectl exited")
 	}
 	r := result{stdout: out.Bytes()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	default:
+	if r.code, err = exitCode(err); err != nil {
 		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
 	}
 	return r
@@ -522,4 +510,18 @@ func control(f *os.File, fn func(fd int) error) error {
 		return err
 	}
 	return ferr
+}
+
+// exitCode is the exit status of a command that ran to its end (0 when err
+// is nil), or err when it could not be run or waited for.
+func exitCode(err error) (int, error) {
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode(), nil
+	default:
+		return 0, err
+	}
 }
