@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,6 +121,26 @@ type result struct {
 	// builds and tests) used in the window: all busy CPU time minus that of
 	// the runner, the proxy and the upstream.
 	others time.Duration
+	// steal is the CPU time the hypervisor took from the machine in the
+	// window (see cpuTimes).
+	steal time.Duration
+	// roundP99s are the p99 latencies of every round, in the order run,
+	// when the result is the median of several rounds (see medianRound).
+	roundP99s []time.Duration
+}
+
+// medianRound returns the round with the median p99 (the lower of the two
+// middle ones for an even count), noting every round's p99 in it.
+func medianRound(rounds []*result) *result {
+	p99s := make([]time.Duration, len(rounds))
+	for i, r := range rounds {
+		p99s[i] = r.pct(0.99)
+	}
+	sorted := slices.Clone(rounds)
+	slices.SortStableFunc(sorted, func(a, b *result) int { return cmp.Compare(a.pct(0.99), b.pct(0.99)) })
+	m := *sorted[(len(sorted)-1)/2]
+	m.roundP99s = p99s
+	return &m
 }
 
 func (r *result) pct(p float64) time.Duration {
@@ -145,9 +166,10 @@ func (r *result) upCPUPerReq() time.Duration {
 
 // meter snapshots the CPU time of the measured processes.
 type meter struct {
-	t                      *target
-	start                  time.Time
-	cpu, upCPU, self, busy time.Duration
+	t                *target
+	start            time.Time
+	cpu, upCPU, self time.Duration
+	machine          cpuTimes
 }
 
 // ownCPU is the CPU time of the runner and the helper processes.
@@ -161,7 +183,7 @@ func (t *target) ownCPU() time.Duration {
 }
 
 func startMeter(t *target) *meter {
-	m := &meter{t: t, start: time.Now(), busy: machineBusy()}
+	m := &meter{t: t, start: time.Now(), machine: machineTimes()}
 	m.self = t.ownCPU()
 	if t.pid != 0 {
 		m.cpu, _ = cpuTime(t.pid)
@@ -174,8 +196,9 @@ func startMeter(t *target) *meter {
 
 func (m *meter) stop(r *result) {
 	r.window = time.Since(m.start)
-	busy := machineBusy() - m.busy
-	busy -= m.t.ownCPU() - m.self
+	machine := machineTimes()
+	busy := machine.busy - m.machine.busy - (m.t.ownCPU() - m.self)
+	r.steal = machine.steal - m.machine.steal
 	if m.t.pid != 0 {
 		cpu, _ := cpuTime(m.t.pid)
 		r.cpu = cpu - m.cpu

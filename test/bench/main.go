@@ -59,6 +59,7 @@ type config struct {
 	watches          int
 	watchClients     int
 	startups         int
+	rounds           int
 	coldTokens       int
 	waitQuiet        time.Duration
 	quietBelow       float64
@@ -88,6 +89,7 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 8, "HTTP/2 connections of the load generator")
 	flag.IntVar(&cfg.watches, "watches", 10000, "idle watches held open at once (0 skips)")
 	flag.IntVar(&cfg.watchClients, "watch-clients", 100, "HTTP/2 connections the watches are spread over")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of every fixed offered load, the scenarios taking turns; the median round by p99 is reported")
 	flag.IntVar(&cfg.startups, "startups", 10, "times frontgate is started for start-to-ready")
 	flag.IntVar(&cfg.coldTokens, "cold-tokens", 40000, "tokens signed before each cold saturation run (the run stops early when they run out)")
 	flag.DurationVar(&cfg.waitQuiet, "wait-quiet", 0, "before measuring, wait up to this long for the 1-minute load average to drop below -quiet-below")
@@ -129,6 +131,9 @@ func main() {
 		}
 	}
 
+	if cfg.rounds < 1 {
+		log.Fatalf("-rounds: %d; give 1 or more", cfg.rounds)
+	}
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("bench: ")
 	if err := checkPinning(); err != nil {
@@ -201,14 +206,21 @@ func waitQuiet(cfg *config) {
 
 func printMachine(w io.Writer) {
 	fmt.Fprintf(w, "## Machine\n\n")
-	model := "unknown"
+	// runtime.NumCPU counts only the CPUs the runner may use (one when it
+	// is pinned), so the machine's are counted in /proc/cpuinfo.
+	model, cpus := "unknown", runtime.NumCPU()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		n := 0
 		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case ok && k == "processor":
+				n++
+			case ok && k == "model name" && model == "unknown":
 				model = strings.TrimSpace(v)
-				break
 			}
 		}
+		cpus = max(n, 1)
 	}
 	mem := "unknown"
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
@@ -216,7 +228,7 @@ func printMachine(w io.Writer) {
 	}
 	kernel, _ := exec.Command("uname", "-r").Output()
 	fmt.Fprintf(w, "- CPUs: %d (%s)\n- %s\n- %s, kernel %s\n- load average at start: %s\n\n",
-		runtime.NumCPU(), model, mem, runtime.Version(), strings.TrimSpace(string(kernel)), loadAverage())
+		cpus, model, mem, runtime.Version(), strings.TrimSpace(string(kernel)), loadAverage())
 	if proxyCPUs != "" {
 		fmt.Fprintf(w, "Proxies under test pinned to CPU %s; the runner (load generator) and the upstream run on the others.\n\n", proxyCPUs)
 	}
@@ -322,25 +334,37 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 		fmt.Fprintf(w, "### Saturation: closed loop, %d requests in flight over %d HTTP/2 connections, %s measured after %s warm-up\n\n", cfg.concurrency, cfg.conns, cfg.duration, cfg.warmup)
 		printRuns(w, targets, sat, false, cfg.duration)
 
-		// Fixed offered loads, as fractions of the bare proxy's saturation.
+		// Fixed offered loads, as fractions of the bare proxy's saturation;
+		// the scenarios take turns, round after round, so that a slow spell
+		// of the machine does not fall on one scenario only.
 		bareSat = sat[bareT].rps
 		for _, frac := range cfg.rates {
 			rate := frac * bareSat
-			open[frac] = map[*target]*result{}
-			for _, t := range targets {
-				for alg, ct := range cold {
-					if t.authorization != nil && strings.Contains(t.name, string(alg)) {
-						need := int(rate*(cfg.warmup+cfg.duration).Seconds()*1.05) + 100
-						log.Printf("signing %d %s tokens", need, alg)
-						if err := ct.refill(need); err != nil {
-							return err
+			rounds := map[*target][]*result{}
+			for round := 1; round <= cfg.rounds; round++ {
+				for _, t := range targets {
+					for alg, ct := range cold {
+						if t.authorization != nil && strings.Contains(t.name, string(alg)) {
+							need := int(rate*(cfg.warmup+cfg.duration).Seconds()*1.05) + 100
+							log.Printf("signing %d %s tokens", need, alg)
+							if err := ct.refill(need); err != nil {
+								return err
+							}
 						}
 					}
+					log.Printf("%.0f req/s, round %d of %d: %s (load %s)", rate, round, cfg.rounds, t.name, loadAverage())
+					rounds[t] = append(rounds[t], openLoop(t, rate, cfg.warmup, cfg.duration))
 				}
-				log.Printf("%.0f req/s: %s (load %s)", rate, t.name, loadAverage())
-				open[frac][t] = openLoop(t, rate, cfg.warmup, cfg.duration)
 			}
-			fmt.Fprintf(w, "### Fixed offered load: %.0f %% of the bare proxy's saturation = %.0f requests/s, %s measured after %s warm-up\n\n", frac*100, rate, cfg.duration, cfg.warmup)
+			open[frac] = map[*target]*result{}
+			for t, rs := range rounds {
+				open[frac][t] = medianRound(rs)
+			}
+			fmt.Fprintf(w, "### Fixed offered load: %.0f %% of the bare proxy's saturation = %.0f requests/s, %s measured after %s warm-up", frac*100, rate, cfg.duration, cfg.warmup)
+			if cfg.rounds > 1 {
+				fmt.Fprintf(w, ", %d rounds (each row is the scenario's round with the median p99)", cfg.rounds)
+			}
+			fmt.Fprintf(w, "\n\n")
 			printRuns(w, targets, open[frac], true, cfg.duration)
 		}
 		for _, t := range targets {
@@ -435,8 +459,8 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	if half := open[0.5]; half != nil && half[cached] != nil && half[direct] != nil {
 		added := half[cached].pct(0.99) - half[direct].pct(0.99)
 		addedBare := half[cached].pct(0.99) - half[bareT].pct(0.99)
-		fmt.Fprintf(w, "| cached token: p99 added latency ≤ 1 ms at half of saturation | p99 %s vs direct %s: +%s (vs bare: %+.2f ms) | %s |\n",
-			ms(half[cached].pct(0.99)), ms(half[direct].pct(0.99)), ms(added), float64(addedBare)/1e6, metMissed(added <= time.Millisecond))
+		fmt.Fprintf(w, "| cached token: p99 added latency ≤ 1 ms at half of saturation | median p99 of %d rounds %s vs direct %s: %+.2f ms (vs bare: %+.2f ms) | %s |\n",
+			cfg.rounds, ms(half[cached].pct(0.99)), ms(half[direct].pct(0.99)), float64(added)/1e6, float64(addedBare)/1e6, metMissed(added <= time.Millisecond))
 	}
 	for i, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
 		if sat[coldTargets[i]] == nil || sat[cached] == nil {
@@ -491,9 +515,9 @@ func (c *coldTokens) next(int64) (string, bool) {
 
 func printRuns(w io.Writer, targets []*target, runs map[*target]*result, open bool, planned time.Duration) {
 	if open {
-		fmt.Fprintf(w, "| scenario | achieved req/s | p50 | p90 | p99 | errors (dropped) | proxy CPU/req | upstream CPU/req | proxy RSS (peak) | load avg | others' CPU |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| scenario | achieved req/s | p50 | p90 | p99 | p99 of each round | errors (dropped) | proxy CPU/req | upstream CPU/req | proxy RSS (peak) | load avg | others' CPU (steal) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	} else {
-		fmt.Fprintf(w, "| scenario | req/s | p50 | p90 | p99 | errors | proxy CPU/req | upstream CPU/req | proxy RSS (peak) | load avg | others' CPU |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| scenario | req/s | p50 | p90 | p99 | errors | proxy CPU/req | upstream CPU/req | proxy RSS (peak) | load avg | others' CPU (steal) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	}
 	var notes []string
 	for _, t := range targets {
@@ -508,9 +532,17 @@ func printRuns(w io.Writer, targets []*target, runs map[*target]*result, open bo
 		}
 		errs := fmt.Sprintf("%d", r.errors)
 		if open {
-			errs = fmt.Sprintf("%d (%d)", r.errors, r.dropped)
+			p99s := make([]string, len(r.roundP99s))
+			for i, d := range r.roundP99s {
+				p99s[i] = fmt.Sprintf("%.2f", float64(d)/1e6)
+			}
+			each := strings.Join(p99s, ", ")
+			if each == "" {
+				each = "—"
+			}
+			errs = fmt.Sprintf("%s | %d (%d)", each, r.errors, r.dropped)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.2f cores |\n", r.scenario, r.rps, ms(r.pct(0.5)), ms(r.pct(0.9)), ms(r.pct(0.99)), errs, cpu, us(r.upCPUPerReq()), rss, r.load, r.others.Seconds()/r.window.Seconds())
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.2f (%.2f) cores |\n", r.scenario, r.rps, ms(r.pct(0.5)), ms(r.pct(0.9)), ms(r.pct(0.99)), errs, cpu, us(r.upCPUPerReq()), rss, r.load, r.others.Seconds()/r.window.Seconds(), r.steal.Seconds()/r.window.Seconds())
 		if r.firstErr != "" {
 			notes = append(notes, fmt.Sprintf("%s: first error: %s", r.scenario, r.firstErr))
 		}

@@ -100,22 +100,30 @@ func load1() float64 {
 	return v
 }
 
-// machineBusy returns the CPU time every CPU of the machine has spent busy
-// (user, nice, system, irq, softirq; not idle, iowait or steal).
-func machineBusy() time.Duration {
+// cpuTimes is what every CPU of the machine has spent, from /proc/stat.
+type cpuTimes struct {
+	// busy is user, nice, system, irq and softirq time (not idle, iowait
+	// or steal).
+	busy time.Duration
+	// steal is the time the hypervisor ran something else while this
+	// machine's CPUs had work: CPU the benchmark wanted and did not get.
+	steal time.Duration
+}
+
+// machineTimes returns the machine's CPU times so far.
+func machineTimes() cpuTimes {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return cpuTimes{}
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
 	}
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7} {
+	tick := func(i int) time.Duration {
 		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
+		return time.Duration(v) * clockTick
 	}
-	return time.Duration(ticks) * clockTick
+	return cpuTimes{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7), steal: tick(8)}
 }
