@@ -28,6 +28,9 @@ type Tools struct {
 	Etcd          string
 	KubeAPIServer string
 	Kubectl       string
+	// KubectlOld is kubectl of Kubernetes 1.29 (test/tools/kubectl-old),
+	// the older client of the streaming tests.
+	KubectlOld string
 	// OIDCProvider is zitadel's example OpenID Provider.
 	OIDCProvider string
 	// OIDCProviderDevice is the same provider with one more client, for the
@@ -49,13 +52,14 @@ func LocateTools(dir string) (*Tools, error) {
 		Etcd:               filepath.Join(dir, "etcd"),
 		KubeAPIServer:      filepath.Join(dir, "kube-apiserver"),
 		Kubectl:            filepath.Join(dir, "kubectl"),
+		KubectlOld:         filepath.Join(dir, "kubectl-old"),
 		OIDCProvider:       filepath.Join(dir, "oidc-provider"),
 		OIDCProviderDevice: filepath.Join(dir, "oidc-provider-device"),
 		Kwok:               filepath.Join(dir, "kwok"),
 		TestKubelet:        filepath.Join(dir, "test-kubelet"),
 	}
 	var missing []string
-	for _, p := range []string{t.Etcd, t.KubeAPIServer, t.Kubectl, t.OIDCProvider, t.OIDCProviderDevice, t.Kwok, t.TestKubelet} {
+	for _, p := range []string{t.Etcd, t.KubeAPIServer, t.Kubectl, t.KubectlOld, t.OIDCProvider, t.OIDCProviderDevice, t.Kwok, t.TestKubelet} {
 		st, err := os.Stat(p)
 		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			missing = append(missing, p)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,13 +32,16 @@ import (
 const streamUser = "dave"
 
 // oldKubectlEnv names an older kubectl to run every streaming case with, in
-// addition to the pinned one; unset means /usr/bin/kubectl when present.
+// addition to the pinned one; unset means the tools' kubectl-old (Kubernetes
+// 1.29, test/tools/kubectl-old).
 const oldKubectlEnv = "FRONTGATE_E2E_OLD_KUBECTL"
 
 // kubectlBin is one kubectl binary the streaming tests run.
 type kubectlBin struct {
-	name string // "pinned" or its version, e.g. "v1.32.4"
+	name string // "pinned" or its version, e.g. "v1.29.6"
 	path string
+	// minor is its Kubernetes minor release (29 for v1.29.6).
+	minor int
 	// skip, when set, is why this kubectl is not available here.
 	skip string
 }
@@ -45,34 +49,54 @@ type kubectlBin struct {
 var (
 	kubectlsOnce sync.Once
 	kubectlsList []kubectlBin
+	kubectlsErr  error
 )
 
 // kubectls returns the pinned kubectl and the older one (with a skip reason
-// when there is none on this machine).
+// when an older one named by oldKubectlEnv is not there).
 func kubectls(t testing.TB) []kubectlBin {
 	t.Helper()
 	kubectlsOnce.Do(func() {
-		kubectlsList = []kubectlBin{{name: "pinned", path: env.Tools.Kubectl}}
+		pinned := kubectlBin{name: "pinned", path: env.Tools.Kubectl}
+		if _, pinned.minor, kubectlsErr = kubectlRelease(pinned.path); kubectlsErr != nil {
+			return
+		}
 		old := kubectlBin{name: "old", path: os.Getenv(oldKubectlEnv)}
 		if old.path == "" {
-			old.path = "/usr/bin/kubectl"
+			old.path = env.Tools.KubectlOld
 		}
 		if st, err := os.Stat(old.path); err != nil || st.IsDir() {
-			old.skip = fmt.Sprintf("no older kubectl at %s (set %s to run the second-version variants)", old.path, oldKubectlEnv)
+			old.skip = fmt.Sprintf("no older kubectl at %s (%s names one)", old.path, oldKubectlEnv)
+		} else if version, minor, err := kubectlRelease(old.path); err != nil {
+			old.skip = err.Error()
 		} else {
-			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			out, err := exec.CommandContext(c, old.path, "version", "--client", "-o", "json").Output()
-			cancel()
-			var v struct{ ClientVersion struct{ GitVersion string } }
-			if err != nil || json.Unmarshal(out, &v) != nil || v.ClientVersion.GitVersion == "" {
-				old.skip = fmt.Sprintf("%s does not report its version (%v): %s", old.path, err, out)
-			} else {
-				old.name = strings.TrimSuffix(v.ClientVersion.GitVersion, "-dispatcher")
-			}
+			old.name, old.minor = version, minor
 		}
-		kubectlsList = append(kubectlsList, old)
+		kubectlsList = []kubectlBin{pinned, old}
 	})
+	if kubectlsErr != nil {
+		t.Fatal(kubectlsErr)
+	}
 	return kubectlsList
+}
+
+// kubectlRelease asks the kubectl at path for its release, e.g. "v1.29.6"
+// and minor release 29.
+func kubectlRelease(path string) (string, int, error) {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(c, path, "version", "--client", "-o", "json").Output()
+	var v struct {
+		ClientVersion struct{ GitVersion, Minor string }
+	}
+	if err != nil || json.Unmarshal(out, &v) != nil || v.ClientVersion.GitVersion == "" {
+		return "", 0, fmt.Errorf("%s does not report its version (%v): %s", path, err, out)
+	}
+	minor, err := strconv.Atoi(strings.TrimSuffix(v.ClientVersion.Minor, "+"))
+	if err != nil {
+		return "", 0, fmt.Errorf("%s reports minor release %q: %v", path, v.ClientVersion.Minor, err)
+	}
+	return strings.TrimSuffix(v.ClientVersion.GitVersion, "-dispatcher"), minor, nil
 }
 
 // variant is one way kubectl streams: a kubectl binary and a protocol.
