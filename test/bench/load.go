@@ -38,6 +38,10 @@ type target struct {
 	// helperPIDs are further processes of the benchmark (etcd), not
 	// reported but not counted as others' CPU either.
 	helperPIDs []int
+	// key is the scenario's -scenarios name ("bare", "cached", ...).
+	key string
+	// pprofURL serves the proxy's net/http/pprof (with -profile), else "".
+	pprofURL string
 }
 
 // newClients returns n HTTP/2-only clients, each limited to one connection,

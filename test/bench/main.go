@@ -44,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,7 +101,7 @@ func main() {
 	flag.DurationVar(&cfg.realDuration, "real-duration", 5*time.Second, "measured time of each run against the real kube-apiserver")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the working directory (logs, PKI)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "give up after this long")
-	flag.BoolVar(&cfg.profile, "profile", false, "save heap and goroutine profiles of frontgate and of the bare proxy holding the idle watches in the working directory (use with -keep); frontgate's watches then run with --profiling")
+	flag.BoolVar(&cfg.profile, "profile", false, "save profiles of frontgate (run with --profiling) and of the bare proxy in the working directory (use with -keep): CPU profiles of every fixed offered load, heap and goroutine profiles holding the idle watches")
 	flag.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&proxyCPUs, "proxy-cpus", "", "pin the proxies under test (bare and frontgate) to these CPUs (taskset list, e.g. 1); start the runner itself with `taskset -c 0`, so that the load generator and the upstream keep off them")
 	scenarios := flag.String("scenarios", "", "local scenarios to run, comma-separated from direct, bare, cached, cert, cold-rs256, cold-es256 (default: all)")
@@ -255,13 +256,21 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	upstreamURL := "https://" + upstream.addr
 	bareArgs := []string{"-cert", p.servingCert, "-key", p.servingKey, "-upstream", upstreamURL,
 		"-upstream-ca", p.caFile, "-client-cert", p.proxyCert, "-client-key", p.proxyKey}
-	bare, err := startRole("bare", filepath.Join(dir, "bare.log"), bareArgs...)
+	loadArgs, barePprof, err := withPprof(cfg, bareArgs)
+	if err != nil {
+		return err
+	}
+	bare, err := startRole("bare", filepath.Join(dir, "bare.log"), loadArgs...)
 	if err != nil {
 		return err
 	}
 	defer func() { bare.stop() }()
 	mkArgs := func(port, mport int) []string {
-		return append(frontgateArgs(p, upstreamURL, is.URL, port, mport), cfg.frontgateFlags...)
+		args := append(frontgateArgs(p, upstreamURL, is.URL, port, mport), cfg.frontgateFlags...)
+		if cfg.profile {
+			args = append(args, "--profiling")
+		}
+		return args
 	}
 	fg, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate.log"), mkArgs)
 	if err != nil {
@@ -300,6 +309,13 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	for i, t := range append([]*target{direct, bareT, cached, cert}, coldTargets...) {
 		key := []string{"direct", "bare", "cached", "cert", "cold-rs256", "cold-es256"}[i]
 		if len(cfg.scenarios) == 0 || cfg.scenarios[key] || key == "bare" {
+			t.key = key
+			if cfg.profile && t.pid != 0 {
+				t.pprofURL = fg.metricsURL
+				if t == bareT {
+					t.pprofURL = barePprof
+				}
+			}
 			targets = append(targets, t) // bare always: it sets the offered rates
 		}
 	}
@@ -353,7 +369,16 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 						}
 					}
 					log.Printf("%.0f req/s, round %d of %d: %s (load %s)", rate, round, cfg.rounds, t.name, loadAverage())
+					var profiling sync.WaitGroup
+					if t.pprofURL != "" {
+						file := filepath.Join(dir, fmt.Sprintf("cpu-%s-%.0fpct-round%d.pb.gz", t.key, frac*100, round))
+						profiling.Go(func() {
+							time.Sleep(cfg.warmup)
+							saveCPUProfile(t.pprofURL, cfg.duration, file)
+						})
+					}
 					rounds[t] = append(rounds[t], openLoop(t, rate, cfg.warmup, cfg.duration))
+					profiling.Wait()
 				}
 			}
 			open[frac] = map[*target]*result{}
@@ -391,11 +416,7 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	if cfg.watches > 0 && cfg.parts["watches"] {
 		fg.stop()
 		bare.stop()
-		fgWatchArgs := mkArgs
-		if cfg.profile {
-			fgWatchArgs = func(port, mport int) []string { return append(mkArgs(port, mport), "--profiling") }
-		}
-		freshFG, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate-watch.log"), fgWatchArgs)
+		freshFG, _, err := startFrontgate(bin, filepath.Join(dir, "frontgate-watch.log"), mkArgs)
 		if err != nil {
 			return err
 		}
@@ -411,15 +432,9 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 		closeClients(wt.clients)
 		fg.stop()
 
-		var pprofURL string
-		watchArgs := bareArgs
-		if cfg.profile {
-			port, err := freePort()
-			if err != nil {
-				return err
-			}
-			pprofURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-			watchArgs = append(slices.Clone(bareArgs), "-pprof-listen", fmt.Sprintf("127.0.0.1:%d", port))
+		watchArgs, pprofURL, err := withPprof(cfg, bareArgs)
+		if err != nil {
+			return err
 		}
 		if bare, err = startRole("bare", filepath.Join(dir, "bare-watch.log"), watchArgs...); err != nil {
 			return err
@@ -570,3 +585,18 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
 func mib(b int64) string        { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func kib(b float64) string      { return fmt.Sprintf("%.1f KiB", b/1024) }
+
+// withPprof returns the bare proxy's arguments with net/http/pprof served on a
+// free loopback port, and that port's URL, when cfg.profile; otherwise args
+// unchanged and "".
+func withPprof(cfg *config, args []string) ([]string, string, error) {
+	if !cfg.profile {
+		return args, "", nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return append(slices.Clone(args), "-pprof-listen", addr), "http://" + addr, nil
+}

@@ -164,6 +164,29 @@ func saveProfiles(pprofURL, dir, prefix string) {
 	}
 }
 
+// saveCPUProfile saves into file a CPU profile of d (whole seconds, at
+// least one) from pprofURL.
+func saveCPUProfile(pprofURL string, d time.Duration, file string) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, max(int(d.Seconds()), 1)))
+	if err != nil {
+		log.Printf("CPU profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	if err == nil {
+		err = os.WriteFile(file, b, 0o644)
+	}
+	if err != nil {
+		log.Printf("CPU profile %s: %v", file, err)
+		return
+	}
+	log.Printf("saved %s", file)
+}
+
 // goMetrics reads go_goroutines, go_memstats_heap_inuse_bytes and
 // go_memstats_stack_inuse_bytes from a Prometheus endpoint; zeros when there
 // is none.
