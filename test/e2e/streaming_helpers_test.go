@@ -129,12 +129,21 @@ func variants(t *testing.T) []variant {
 
 // forEachVariant runs f in a subtest per variant, one after the other (so
 // that the frontgate's upgrade counters can be checked per variant), and
-// skips the variants of a kubectl that is not available, saying why.
+// skips the variants of a kubectl that is not available, and the WebSocket
+// variants of a kubectl older than 1.30, saying why.
 func forEachVariant(t *testing.T, f func(t *testing.T, v variant)) {
 	for _, v := range variants(t) {
 		t.Run(v.name(), func(t *testing.T) {
 			if v.kubectl.skip != "" {
 				t.Skip(v.kubectl.skip)
+			}
+			if v.proto == "websocket" && v.kubectl.minor < 30 {
+				// client-go v0.29's remotecommand/websocket.go starts its
+				// read loop while it creates the streams, so a message
+				// that arrives first is dropped with an "Unknown stream id"
+				// error, directly as through frontgate; later releases
+				// wait until every stream exists.
+				t.Skipf("kubectl %s: WebSocket streaming is alpha before 1.30 (exec, attach and cp behind KUBECTL_REMOTE_COMMAND_WEBSOCKETS, no port-forward), and its client may drop a stream's first message; its SPDY variant runs", v.kubectl.name)
 			}
 			f(t, v)
 		})

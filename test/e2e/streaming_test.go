@@ -368,9 +368,6 @@ func TestStreamingPortForward(t *testing.T) {
 	s.pod(t, kwokNode, "pf", cluster.PodOptions{PortForwards: map[int32]string{8080: l.Addr().String()}})
 	forwarding := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)
 	forEachVariant(t, func(t *testing.T, v variant) {
-		if v.proto == "websocket" && v.kubectl.minor < 30 {
-			t.Skipf("kubectl %s port-forwards over SPDY only (KUBECTL_PORT_FORWARD_WEBSOCKETS arrived in 1.30); its SPDY variant runs", v.kubectl.name)
-		}
 		before := s.upgrades(t)
 		var got [2]result
 		for i, leg := range legs {
