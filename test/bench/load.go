@@ -128,22 +128,29 @@ type result struct {
 	// steal is the CPU time the hypervisor took from the machine in the
 	// window (see cpuTimes).
 	steal time.Duration
-	// roundP99s are the p99 latencies of every round, in the order run,
-	// when the result is the median of several rounds (see medianRound).
-	roundP99s []time.Duration
+	// roundValues are the figure the rounds were ranked by (see
+	// medianRound), of every round in the order run, when the result is
+	// the median of several rounds.
+	roundValues []float64
 }
 
-// medianRound returns the round with the median p99 (the lower of the two
-// middle ones for an even count), noting every round's p99 in it.
-func medianRound(rounds []*result) *result {
-	p99s := make([]time.Duration, len(rounds))
+// byP99 ranks fixed-load rounds by their p99 latency, in ms.
+func byP99(r *result) float64 { return float64(r.pct(0.99)) / 1e6 }
+
+// byThroughput ranks saturation rounds by requests per second.
+func byThroughput(r *result) float64 { return r.rps }
+
+// medianRound returns the round with the median figure by (the lower of the
+// two middle ones for an even count), noting every round's figure in it.
+func medianRound(rounds []*result, by func(*result) float64) *result {
+	values := make([]float64, len(rounds))
 	for i, r := range rounds {
-		p99s[i] = r.pct(0.99)
+		values[i] = by(r)
 	}
 	sorted := slices.Clone(rounds)
-	slices.SortStableFunc(sorted, func(a, b *result) int { return cmp.Compare(a.pct(0.99), b.pct(0.99)) })
+	slices.SortStableFunc(sorted, func(a, b *result) int { return cmp.Compare(by(a), by(b)) })
 	m := *sorted[(len(sorted)-1)/2]
-	m.roundP99s = p99s
+	m.roundValues = values
 	return &m
 }
 

@@ -7,33 +7,35 @@ import (
 )
 
 func TestMedianRound(t *testing.T) {
-	run := func(name string, p99 time.Duration) *result {
+	byLatency := func(name string, p99 time.Duration) *result {
 		return &result{scenario: name, lat: []time.Duration{p99}}
+	}
+	byRate := func(name string, rps float64) *result {
+		return &result{scenario: name, rps: rps}
 	}
 	tests := []struct {
 		name   string
 		rounds []*result
+		by     func(*result) float64
 		want   string
+		values []float64
 	}{
-		{"one", []*result{run("a", 3)}, "a"},
-		{"odd", []*result{run("a", 9), run("b", 1), run("c", 5)}, "c"},
-		{"even takes the lower middle", []*result{run("a", 4), run("b", 1), run("c", 3), run("d", 2)}, "d"},
-		{"ties keep the order run", []*result{run("a", 2), run("b", 2), run("c", 2)}, "b"},
+		{"one", []*result{byLatency("a", 3e6)}, byP99, "a", []float64{3}},
+		{"odd", []*result{byLatency("a", 9e6), byLatency("b", 1e6), byLatency("c", 5e6)}, byP99, "c", []float64{9, 1, 5}},
+		{"even takes the lower middle", []*result{byLatency("a", 4e6), byLatency("b", 1e6), byLatency("c", 3e6), byLatency("d", 2e6)}, byP99, "d", []float64{4, 1, 3, 2}},
+		{"ties keep the order run", []*result{byLatency("a", 2e6), byLatency("b", 2e6), byLatency("c", 2e6)}, byP99, "b", []float64{2, 2, 2}},
+		{"by throughput", []*result{byRate("a", 7000), byRate("b", 9000), byRate("c", 8000)}, byThroughput, "c", []float64{7000, 9000, 8000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := medianRound(tt.rounds)
+			got := medianRound(tt.rounds, tt.by)
 			if got.scenario != tt.want {
 				t.Errorf("median round = %s, want %s", got.scenario, tt.want)
 			}
-			var p99s []time.Duration
-			for _, r := range tt.rounds {
-				p99s = append(p99s, r.pct(0.99))
+			if !slices.Equal(got.roundValues, tt.values) {
+				t.Errorf("roundValues = %v, want %v in the order run", got.roundValues, tt.values)
 			}
-			if !slices.Equal(got.roundP99s, p99s) {
-				t.Errorf("roundP99s = %v, want %v in the order run", got.roundP99s, p99s)
-			}
-			if tt.rounds[0].roundP99s != nil {
+			if tt.rounds[0].roundValues != nil {
 				t.Error("medianRound modified its input")
 			}
 		})
