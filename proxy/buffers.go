@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -93,11 +94,12 @@ func streams(r *http.Request) bool {
 	}
 	// Necessary conditions first: the request info decodes a list's options,
 	// microseconds on every list.
+	var query url.Values
 	if !strings.Contains(r.URL.Path, "/watch/") {
 		if r.URL.RawQuery == "" {
 			return false
 		}
-		query := r.URL.Query()
+		query = r.URL.Query()
 		_, watch := query["watch"]
 		_, follow := query["follow"]
 		if !watch && !follow {
@@ -111,7 +113,10 @@ func streams(r *http.Request) bool {
 	case info.Verb == "watch":
 		return true
 	case info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "log" && info.Name != "":
-		values := r.URL.Query()["follow"]
+		if query == nil { // a pod named "watch"
+			query = r.URL.Query()
+		}
+		values := query["follow"]
 		var follow bool
 		_ = runtime.Convert_Slice_string_To_bool(&values, &follow, nil)
 		return follow

@@ -70,6 +70,9 @@ func TestStreams(t *testing.T) {
 		{"GET", "/api/v1/namespaces/default/pods/web-0/log?follow=false", false},
 		{"GET", "/api/v1/namespaces/default/pods/web-0/log", false},
 		{"GET", "/api/v1/namespaces/default/pods/web-0/log?tailLines=10", false},
+		// A pod named "watch": its path holds "/watch/".
+		{"GET", "/api/v1/namespaces/default/pods/watch/log?follow=true", true},
+		{"GET", "/api/v1/namespaces/default/pods/watch/log", false},
 		// Ordinary requests.
 		{"GET", "/api/v1/namespaces/default/configmaps/bench", false},
 		{"GET", "/api/v1/namespaces/default/configmaps?limit=500", false},

@@ -330,6 +330,16 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 	fmt.Fprintf(w, "## Fast local TLS upstream\n\n")
 	fmt.Fprintf(w, "Raw signature verification measured in this run (go-jose ParseSignedCompact + Verify, one core): RS256 %s, ES256 %s.\n\n", us(verify[jose.RS256]), us(verify[jose.ES256]))
 
+	// refill makes n unused tokens ready when t is a cold scenario.
+	refill := func(t *target, n int) error {
+		for alg, ct := range cold {
+			if t.authorization != nil && strings.Contains(t.name, string(alg)) {
+				log.Printf("signing up to %d %s tokens", n, alg)
+				return ct.refill(n)
+			}
+		}
+		return nil
+	}
 	sat := map[*target]*result{}
 	open := map[float64]map[*target]*result{}
 	var bareSat float64
@@ -341,13 +351,8 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 		rounds := map[*target][]*result{}
 		for round := 1; round <= cfg.rounds; round++ {
 			for _, t := range targets {
-				for alg, ct := range cold {
-					if t.authorization != nil && strings.Contains(t.name, string(alg)) {
-						log.Printf("signing %d %s tokens", cfg.coldTokens, alg)
-						if err := ct.refill(cfg.coldTokens); err != nil {
-							return err
-						}
-					}
+				if err := refill(t, cfg.coldTokens); err != nil {
+					return err
 				}
 				log.Printf("saturation, round %d of %d: %s (load %s)", round, cfg.rounds, t.name, loadAverage())
 				rounds[t] = append(rounds[t], closedLoop(t, cfg.concurrency, cfg.warmup, cfg.duration))
@@ -365,14 +370,8 @@ func runLocal(cfg *config, w io.Writer, dir, bin string) error {
 			rounds = map[*target][]*result{}
 			for round := 1; round <= cfg.rounds; round++ {
 				for _, t := range targets {
-					for alg, ct := range cold {
-						if t.authorization != nil && strings.Contains(t.name, string(alg)) {
-							need := int(rate*(cfg.warmup+cfg.duration).Seconds()*1.05) + 100
-							log.Printf("signing %d %s tokens", need, alg)
-							if err := ct.refill(need); err != nil {
-								return err
-							}
-						}
+					if err := refill(t, int(rate*(cfg.warmup+cfg.duration).Seconds()*1.05)+100); err != nil {
+						return err
 					}
 					log.Printf("%.0f req/s, round %d of %d: %s (load %s)", rate, round, cfg.rounds, t.name, loadAverage())
 					var profiling sync.WaitGroup

@@ -142,34 +142,28 @@ func idleWatches(t *target, n int, metricsURL string, timeout time.Duration, whi
 // have been when only part of the watches were open); the MemStats again,
 // after that collection; and the goroutine profile.
 func saveProfiles(pprofURL, dir, prefix string) {
-	for _, p := range []struct{ name, query, file string }{
-		{"heap", "?debug=1", "heap.txt"}, // first: MemStats as measured
-		{"heap", "?gc=1", "heap.pb.gz"},
-		{"heap", "?debug=1", "heap-after-gc.txt"}, // after the collection
-		{"goroutine", "", "goroutine.pb.gz"},
+	for _, p := range []struct{ query, file string }{
+		{"heap?debug=1", "heap.txt"}, // first: MemStats as measured
+		{"heap?gc=1", "heap.pb.gz"},
+		{"heap?debug=1", "heap-after-gc.txt"}, // after the collection
+		{"goroutine", "goroutine.pb.gz"},
 	} {
-		resp, err := http.Get(pprofURL + "/debug/pprof/" + p.name + p.query)
-		if err != nil {
-			log.Printf("profile %s: %v", p.name, err)
-			continue
-		}
-		file := filepath.Join(dir, prefix+"-"+p.file)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err := os.WriteFile(file, b, 0o644); err != nil {
-			log.Printf("profile %s: %v", p.name, err)
-			continue
-		}
-		log.Printf("saved %s", file)
+		download(pprofURL+"/debug/pprof/"+p.query, filepath.Join(dir, prefix+"-"+p.file))
 	}
 }
 
 // saveCPUProfile saves into file a CPU profile of d (whole seconds, at
 // least one) from pprofURL.
 func saveCPUProfile(pprofURL string, d time.Duration, file string) {
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, max(int(d.Seconds()), 1)))
+	download(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, max(int(d.Seconds()), 1)), file)
+}
+
+// download saves what a GET of url answers with 200 into file, logging the
+// outcome: profiles are a by-product of a run, never a reason to stop it.
+func download(url, file string) {
+	resp, err := http.Get(url)
 	if err != nil {
-		log.Printf("CPU profile: %v", err)
+		log.Printf("%s: %v", url, err)
 		return
 	}
 	defer resp.Body.Close()
@@ -181,7 +175,7 @@ func saveCPUProfile(pprofURL string, d time.Duration, file string) {
 		err = os.WriteFile(file, b, 0o644)
 	}
 	if err != nil {
-		log.Printf("CPU profile %s: %v", file, err)
+		log.Printf("%s: %v", file, err)
 		return
 	}
 	log.Printf("saved %s", file)

@@ -380,14 +380,8 @@ func TestFaultAPIServerDown(t *testing.T) {
 	client := fgClient(t, f, false)
 	list := f.URL + "/api/v1/namespaces/" + ns + "/configmaps"
 	eventually(t, 30*time.Second, func() error {
-		resp, err := try(c, client, http.MethodGet, list, bearer(token), nil)
-		if err != nil {
-			return err
-		}
-		if resp.code != http.StatusOK {
-			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
-		}
-		return nil
+		_, err := getOK(c, client, list, token)
+		return err
 	})
 	in := startInformer(t, f, token, ns)
 	in.await(t, "before", 30*time.Second)
@@ -559,12 +553,9 @@ func checkBigList(body []byte, n, size int) error {
 func waitBigList(t *testing.T, c context.Context, client *http.Client, list, token string, n, size int) {
 	t.Helper()
 	eventually(t, 30*time.Second, func() error {
-		resp, err := try(c, client, http.MethodGet, list, bearer(token), nil)
+		resp, err := getOK(c, client, list, token)
 		if err != nil {
 			return err
-		}
-		if resp.code != http.StatusOK {
-			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
 		}
 		return checkBigList(resp.body, n, size)
 	})
@@ -764,14 +755,8 @@ func TestFaultSlowAPIServer(t *testing.T) {
 	p.Freeze(false)
 	p.BreakAll()
 	eventually(t, 30*time.Second, func() error {
-		resp, err := try(c, client, http.MethodGet, list+"/small", bearer(token), nil)
-		if err != nil {
-			return err
-		}
-		if resp.code != http.StatusOK {
-			return fmt.Errorf("HTTP %d %s", resp.code, resp.body)
-		}
-		return nil
+		_, err := getOK(c, client, list+"/small", token)
+		return err
 	})
 }
 

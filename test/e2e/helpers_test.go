@@ -214,6 +214,16 @@ func send(t *testing.T, client *http.Client, method, url string, hdr http.Header
 	return resp
 }
 
+// getOK GETs url with token as a bearer token, once (see try); an answer
+// other than 200 is an error too.
+func getOK(c context.Context, client *http.Client, url, token string) (response, error) {
+	resp, err := try(c, client, http.MethodGet, url, bearer(token), nil)
+	if err == nil && resp.code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d %s", resp.code, resp.body)
+	}
+	return resp, err
+}
+
 // try performs one request like send, but returns a transport error
 // instead of failing the test. It gives up after 2 minutes.
 func try(c context.Context, client *http.Client, method, url string, hdr http.Header, body []byte) (response, error) {
